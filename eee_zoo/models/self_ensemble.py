@@ -1,0 +1,255 @@
+"""The self-ensemble: multi-resolution stack -> backbone -> linear heads on taps -> aggregator.
+
+Fort & Lakshminarayanan 2024 (arXiv:2408.05446), Sec. 3: every intermediate layer gets a linear
+classifier (BatchNorm + Linear on its flattened activations) and their logits, together with the
+backbone's own classifier, are aggregated with CrossMax.
+
+The model is fully described by a JSON-able ``config`` (what ``config.json`` and the model card hold);
+``SelfEnsemble.from_config(model.config)`` rebuilds the same architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .backbones import TappedBackbone, create_backbone
+from .crossmax import get_aggregator
+from .multires import MultiResolutionStack
+
+__all__ = ["SelfEnsemble", "LinearHead", "CONFIG_FORMAT_VERSION"]
+
+CONFIG_FORMAT_VERSION = 1
+BACKBONE_PREDICTOR = "backbone"
+_RANGE_TOLERANCE = 1e-5  # AutoAttack clamps to [0, 1]; allow float rounding, nothing more
+_CONFIG_KEYS = {
+    "format_version", "num_classes", "input_size", "stack", "backbone", "taps", "head_pool",
+    "include_backbone_head", "aggregator", "k",
+}  # fmt: skip
+
+
+class LinearHead(nn.Module):
+    """BatchNorm1d + Linear on the flattened (optionally average-pooled) activations of one tap."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, pool: int | None = None) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.pool = pool
+        if pool is not None:
+            h, w = min(h, pool), min(w, pool)
+        features = c * h * w
+        self.norm = nn.BatchNorm1d(features)
+        self.linear = nn.Linear(features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = F.adaptive_avg_pool2d(x, (min(x.shape[-2], self.pool), min(x.shape[-1], self.pool)))
+        return self.linear(self.norm(x.flatten(1)))
+
+
+class SelfEnsemble(nn.Module):
+    """A multi-resolution self-ensemble taking images ``[B, 3, H, W]`` in [0, 1] and returning logits.
+
+    Args:
+        backbone: a :class:`TappedBackbone` whose input has ``stack.out_channels`` channels.
+        stack: the :class:`MultiResolutionStack` (owns the model's randomness).
+        taps: backbone blocks that get a linear head, in order.
+        num_classes: number of classes.
+        aggregator: ``"crossmax"`` (robust; uses ``k``) or ``"mean"``.
+        k: CrossMax's k (the k-th largest over predictors).
+        head_pool: if set, average-pool each tap to at most ``head_pool x head_pool`` before flattening
+            (bounds the head size for big inputs); ``None`` flattens the full activation as in the paper.
+        include_backbone_head: whether the backbone's own classifier is one of the predictors.
+        input_size: the image side the heads were sized for.
+        backbone_spec: ``{"name": ..., "kwargs": {...}}`` recorded in ``config`` (set by ``from_config``).
+    """
+
+    def __init__(
+        self,
+        backbone: TappedBackbone,
+        stack: MultiResolutionStack,
+        taps: Sequence[str],
+        num_classes: int,
+        *,
+        aggregator: str = "crossmax",
+        k: int = 3,
+        head_pool: int | None = None,
+        include_backbone_head: bool = True,
+        input_size: int = 32,
+        backbone_spec: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        taps = list(taps)
+        unknown = [t for t in taps if t not in backbone.tap_names]
+        if unknown:
+            raise ValueError(f"unknown taps {unknown}; the backbone has {list(backbone.tap_names)}")
+        if len(set(taps)) != len(taps):
+            raise ValueError(f"taps must be distinct, got {taps}")
+        if backbone.num_classes != num_classes:
+            raise ValueError(f"backbone has {backbone.num_classes} classes but num_classes={num_classes}")
+        n_predictors = len(taps) + int(include_backbone_head)
+        if n_predictors == 0:
+            raise ValueError("a self-ensemble needs at least one predictor (a tap or the backbone head)")
+        self.aggregate_fn = get_aggregator(aggregator)
+        if aggregator == "crossmax" and not 1 <= k <= n_predictors:
+            raise ValueError(f"k={k} must be between 1 and the number of predictors ({n_predictors})")
+        if head_pool is not None and head_pool < 1:
+            raise ValueError(f"head_pool must be None or >= 1, got {head_pool}")
+
+        self.stack = stack
+        self.backbone = backbone
+        self.taps = taps
+        self.num_classes = int(num_classes)
+        self.aggregator = aggregator
+        self.k = int(k)
+        self.head_pool = head_pool
+        self.include_backbone_head = bool(include_backbone_head)
+        self.input_size = int(input_size)
+        self.backbone_spec = copy.deepcopy(backbone_spec) if backbone_spec is not None else None
+        self.heads = nn.ModuleList(LinearHead(shape, num_classes, head_pool) for shape in self._tap_shapes().values())
+        self.eee_info: dict[str, Any] = {}  # card data, attached by load_model / export
+
+    # ------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SelfEnsemble:
+        """Build the architecture described by ``config`` (weights are freshly initialised)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"config must be a dict, got {type(config).__name__}")
+        unknown = set(config) - _CONFIG_KEYS
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_CONFIG_KEYS)}")
+        missing = {"num_classes", "backbone", "taps"} - set(config)
+        if missing:
+            raise ValueError(f"config is missing {sorted(missing)}")
+        version = config.get("format_version", CONFIG_FORMAT_VERSION)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(f"config format_version {version} is not supported (expected {CONFIG_FORMAT_VERSION})")
+        spec = config["backbone"]
+        if not isinstance(spec, dict) or "name" not in spec or set(spec) - {"name", "kwargs"}:
+            raise ValueError(f"config 'backbone' must be {{'name': str, 'kwargs': dict}}, got {spec!r}")
+        stack_cfg = dict(config.get("stack") or {})
+        try:
+            stack = MultiResolutionStack(**stack_cfg)
+        except TypeError as e:
+            raise ValueError(f"bad config 'stack': {e}") from None
+        num_classes = config["num_classes"]
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise ValueError(f"config 'num_classes' must be an int >= 2, got {num_classes!r}")
+        backbone = create_backbone(
+            spec["name"], in_channels=stack.out_channels, num_classes=num_classes, **dict(spec.get("kwargs") or {})
+        )
+        return cls(
+            backbone,
+            stack,
+            config["taps"],
+            num_classes,
+            aggregator=config.get("aggregator", "crossmax"),
+            k=config.get("k", 3),
+            head_pool=config.get("head_pool"),
+            include_backbone_head=config.get("include_backbone_head", True),
+            input_size=config.get("input_size", 32),
+            backbone_spec={"name": spec["name"], "kwargs": dict(spec.get("kwargs") or {})},
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-able description of the architecture; ``from_config(config)`` rebuilds it."""
+        if self.backbone_spec is None:
+            raise ValueError(
+                "this SelfEnsemble was built from a backbone object; build it with from_config "
+                "(or pass backbone_spec) so that it can be described and exported"
+            )
+        return {
+            "format_version": CONFIG_FORMAT_VERSION,
+            "num_classes": self.num_classes,
+            "input_size": self.input_size,
+            "stack": self.stack.config(),
+            "backbone": copy.deepcopy(self.backbone_spec),
+            "taps": list(self.taps),
+            "head_pool": self.head_pool,
+            "include_backbone_head": self.include_backbone_head,
+            "aggregator": self.aggregator,
+            "k": self.k,
+        }
+
+    @torch.no_grad()
+    def _tap_shapes(self) -> dict[str, tuple[int, int, int]]:
+        was_training = self.backbone.training
+        self.backbone.eval()
+        probe = torch.zeros(1, self.stack.out_channels, self.input_size, self.input_size)
+        _, feats = self.backbone.forward_features(probe, self.taps)
+        self.backbone.train(was_training)
+        shapes = {}
+        for tap in self.taps:
+            if feats[tap].ndim != 4:
+                raise ValueError(f"tap {tap!r} gives shape {tuple(feats[tap].shape)}; heads need [B, C, H, W]")
+            shapes[tap] = tuple(feats[tap].shape[1:])
+        return shapes
+
+    # ------------------------------------------------------------------------------ randomness
+    @property
+    def stochastic(self) -> bool:
+        return self.stack.stochastic
+
+    def set_stochastic(self, stochastic: bool) -> SelfEnsemble:
+        """Switch inference between the stochastic stack and its deterministic mode."""
+        self.stack.stochastic = bool(stochastic)
+        return self
+
+    def manual_seed(self, seed: int) -> SelfEnsemble:
+        """Reseed the model's own generator (the only source of randomness at inference)."""
+        self.stack.manual_seed(seed)
+        return self
+
+    # ------------------------------------------------------------------------------ forward
+    @property
+    def predictor_names(self) -> list[str]:
+        return list(self.taps) + ([BACKBONE_PREDICTOR] if self.include_backbone_head else [])
+
+    @property
+    def num_predictors(self) -> int:
+        return len(self.predictor_names)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a clear error unless ``x`` is a float image batch ``[B, 3, S, S]`` in [0, 1]."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor of images, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"expected floating-point images in [0, 1], got dtype {x.dtype} "
+                "(convert uint8 images with x.float() / 255)"
+            )
+        s = self.input_size
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(f"expected images of shape [B, 3, {s}, {s}], got {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = torch.aminmax(x.detach())
+            if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
+                raise ValueError(
+                    f"expected pixel values in [0, 1], got range [{lo.item():.4g}, {hi.item():.4g}] "
+                    "(do not normalise inputs: the model does it)"
+                )
+
+    def predictor_logits(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Every predictor's logits, ``[B, P, C]`` in the order of ``predictor_names``."""
+        self.check_input(x)
+        stacked = self.stack(x, generator=generator)
+        features, tapped = self.backbone.forward_features(stacked, self.taps)
+        logits = [head(tapped[tap]) for tap, head in zip(self.taps, self.heads)]
+        if self.include_backbone_head:
+            logits.append(self.backbone.forward_head(features))
+        return torch.stack(logits, dim=1)
+
+    def aggregate(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.aggregate_fn(logits, self.k)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.aggregate(self.predictor_logits(x, generator=generator))
+
+    def extra_repr(self) -> str:
+        return f"predictors={self.predictor_names}, aggregator={self.aggregator!r}, k={self.k}"
