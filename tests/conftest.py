@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny real models sized for the 2-core CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from eee_zoo.models import SelfEnsemble
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# A real (tiny) architecture: airbench backbone, three tapped heads + the backbone head, CrossMax k=3.
+TINY_CONFIG = {
+    "num_classes": 10,
+    "backbone": {"name": "airbench", "kwargs": {"widths": [8, 16, 16], "stem_width": 8}},
+    "taps": ["stem", "block1", "block2"],
+    "head_pool": 4,
+    "aggregator": "crossmax",
+    "k": 3,
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests never touch the network: the Hub is reached only through its offline cache.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    import copy
+
+    return copy.deepcopy(TINY_CONFIG)
+
+
+@pytest.fixture
+def tiny_model(tiny_config: dict) -> SelfEnsemble:
+    torch.manual_seed(0)  # weight init only; inference randomness comes from the model's own generator
+    return SelfEnsemble.from_config(tiny_config).eval()
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    if not (SHARED_DATA / "cifar10" / "test.webp.npz").exists():
+        pytest.skip(f"shared CIFAR packs not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
