@@ -33,12 +33,12 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily below
-    from .data import load_cifar10, load_cifar100
-    from .evaluation import benchmark, evaluate
-    from .hub import export
-    from .loading import load_model
-    from .models import MultiResolutionStack, SelfEnsemble, crossmax
-    from .registry import list_models
+    from .data import load_cifar10, load_cifar100  # noqa: F401
+    from .evaluation import benchmark, evaluate  # noqa: F401
+    from .hub import export  # noqa: F401
+    from .loading import load_model  # noqa: F401
+    from .models import MultiResolutionStack, SelfEnsemble, crossmax  # noqa: F401
+    from .registry import list_models  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,700 @@
+"""Model cards: one Hub-ready ``README.md`` per checkpoint, the zoo's single source of truth.
+
+A card lives at ``model_cards/<dataset>/<threat_model>/<Name>/README.md`` and is read and written with
+``huggingface_hub.ModelCard`` / ``ModelCardData`` / ``EvalResult`` (never hand-built YAML). Its front matter
+holds the standard Hub keys, an ``eee_zoo`` block describing the checkpoint, and the results as
+``model-index`` entries::
+
+    library_name: eee-zoo
+    datasets: [cifar10]
+    eee_zoo:
+      format_version: 1
+      name: Tiny                 # == the card's folder name
+      dataset: cifar10
+      threat_model: Linf
+      repo_id: eee-zoo/cifar10-Linf-Tiny
+      revision: main             # or a 40-hex commit: what hf_hub_download fetches
+      filename: model.safetensors
+      sha256: 9f86d0...          # checked before the weights are loaded
+      stochastic_inference: true
+      architecture: {...}        # == model.config; SelfEnsemble.from_config rebuilds it
+      training: {recipe: training/recipes/x.yaml, seed: 0, ...}
+    model-index:
+    - name: Tiny
+      results:
+      - task: {type: image-classification}
+        dataset: {type: cifar10, name: CIFAR-10, split: test}
+        metrics:
+        - type: robust_accuracy  # or clean_accuracy
+          value: 41.5            # percent, a number
+          args: {correct: 415, n_examples: 1000, version: rand, norm: Linf, eps: 0.0313..., seed: 0,
+                 results_file: benchmarks/results/....json}
+
+:func:`load_card` validates all of it and returns a typed :class:`ZooCard`; any problem raises
+:class:`CardError` naming the file and the field. This module knows nothing about torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from ._io import atomic_write_text
+
+__all__ = [
+    "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "METRICS", "THREAT_MODELS", "WEIGHTS_FILENAME",
+    "CardError", "ZooCard", "default_org", "default_repo_id", "format_eps", "is_valid_name", "load_card",
+    "parse_dataset", "parse_threat_model", "render_card", "result_identity", "results_table", "set_results",
+    "set_revision", "validate_result", "write_card",
+]  # fmt: skip
+
+CARD_FORMAT_VERSION = 1
+CARD_FILENAME = "README.md"
+CONFIG_FILENAME = "config.json"
+WEIGHTS_FILENAME = "model.safetensors"
+
+DEFAULT_ORG = "eee-zoo"
+ORG_ENV = "EEE_ZOO_HUB_ORG"
+
+# RobustBench's names; value = number of classes (checked against the architecture).
+DATASETS: dict[str, int] = {"cifar10": 10, "cifar100": 100}
+DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+THREAT_MODELS = ("Linf", "L2")
+METRICS = ("clean_accuracy", "robust_accuracy")
+NORMS = ("Linf", "L2", "L1")
+RESULT_KEYS = (
+    "metric", "value", "correct", "n_examples", "version", "norm", "eps", "seed", "results_file", "stochastic",
+)  # fmt: skip
+# The contract's identity, plus the optional inference mode (None when not recorded).
+IDENTITY_KEYS = ("metric", "version", "norm", "eps", "n_examples", "seed", "stochastic")
+
+_META_KEY = "eee_zoo"
+_TASK_TYPE = "image-classification"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_VALUE_TOLERANCE = 0.05 + 1e-6  # a stored percentage may be rounded to one decimal
+_RESULTS_START = "<!-- eee-zoo:results:start -->"
+_RESULTS_END = "<!-- eee-zoo:results:end -->"
+_RESULTS_SECTION_RE = re.compile(re.escape(_RESULTS_START) + r".*?" + re.escape(_RESULTS_END), re.DOTALL)
+
+
+class CardError(ValueError):
+    """An invalid model card; the message names the file and the field."""
+
+    def __init__(self, path: str | os.PathLike | None, field: str, problem: str) -> None:
+        self.path = Path(path) if path is not None else None
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{path if path is not None else '<card>'}: field '{field}': {problem}")
+
+
+# ---------------------------------------------------------------------------------------------- names
+def parse_dataset(dataset: Any) -> str:
+    """Canonical dataset name from a string or RobustBench enum, case-insensitive (``"CIFAR-10"`` -> ``"cifar10"``)."""
+    raw = getattr(dataset, "value", dataset)  # robustbench.model_zoo.enums.BenchmarkDataset
+    if isinstance(raw, str):
+        key = raw.strip().lower().replace("-", "").replace("_", "")
+        if key in DATASETS:
+            return key
+    raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+
+
+def parse_threat_model(threat_model: Any) -> str:
+    """Canonical threat model from a string or RobustBench enum, case-insensitive (``"linf"`` -> ``"Linf"``)."""
+    raw = getattr(threat_model, "value", threat_model)  # robustbench.model_zoo.enums.ThreatModel
+    if isinstance(raw, str):
+        for name in THREAT_MODELS:
+            if raw.strip().lower() == name.lower():
+                return name
+    raise ValueError(f"unknown threat model {threat_model!r}; choose one of {list(THREAT_MODELS)}")
+
+
+def is_valid_name(name: Any) -> bool:
+    """Whether ``name`` can name a checkpoint (a folder and part of a Hub repo name)."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name)) and "--" not in name and ".." not in name
+
+
+def default_org() -> str:
+    """The Hub organisation for new cards: env ``EEE_ZOO_HUB_ORG``, else ``DEFAULT_ORG``."""
+    return os.environ.get(ORG_ENV) or DEFAULT_ORG
+
+
+def default_repo_id(name: str, dataset: str, threat_model: str, org: str | None = None) -> str:
+    """``<org>/<dataset>-<threat_model>-<name>``: RobustBench names are unique only per dataset/threat model."""
+    return f"{org or default_org()}/{parse_dataset(dataset)}-{parse_threat_model(threat_model)}-{name}"
+
+
+def format_eps(eps: float | None, norm: str | None = None) -> str:
+    """``8/255`` for L-inf budgets on the 1/255 grid, otherwise a plain number."""
+    if eps is None:
+        return "-"
+    k = eps * 255
+    if norm == "Linf" and eps > 0 and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:g}"
+
+
+# ---------------------------------------------------------------------------------------------- the card
+@dataclass
+class ZooCard:
+    """Typed view of one model card (see the module docstring for the file format)."""
+
+    name: str
+    dataset: str
+    threat_model: str
+    architecture: dict[str, Any]
+    repo_id: str
+    revision: str
+    filename: str
+    sha256: str
+    stochastic_inference: bool
+    training: dict[str, Any] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    card_path: Path | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        """The card's Hub-ready folder (weights may ship beside the README)."""
+        return self.card_path.parent if self.card_path is not None else None
+
+    def metadata(self) -> dict[str, Any]:
+        """The ``eee_zoo`` front-matter block."""
+        return {
+            "format_version": CARD_FORMAT_VERSION,
+            "name": self.name,
+            "dataset": self.dataset,
+            "threat_model": self.threat_model,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "stochastic_inference": self.stochastic_inference,
+            "architecture": copy.deepcopy(self.architecture),
+            "training": copy.deepcopy(self.training),
+        }
+
+    def best_result(self, metric: str, version: str | None = None) -> dict[str, Any] | None:
+        """The result with the most examples for ``metric`` (and AutoAttack ``version``), if any."""
+        matches = [r for r in self.results if r["metric"] == metric and (version is None or r["version"] == version)]
+        return max(matches, key=lambda r: r["n_examples"], default=None)
+
+
+def load_card(path: str | os.PathLike) -> ZooCard:
+    """Read and validate a card (a ``README.md`` or the folder holding it); raises :class:`CardError`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CARD_FILENAME
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model card not found: {path}") from None
+    return _parse_card(_model_card(text, path), path)
+
+
+def render_card(card: ZooCard, *, description: str | None = None) -> ModelCard:
+    """A ``huggingface_hub.ModelCard`` for ``card``: front matter from its data and a generated body."""
+    _validate_card(card, card.card_path)
+    data = _card_data(card)
+    # ModelCardData.to_yaml does the YAML; the body is markdown generated from the same data.
+    model_card = _model_card(
+        f"---\n{data.to_yaml()}\n---\n{render_body(card, description=description)}", card.card_path
+    )
+    _parse_card(model_card, card.card_path)  # validates the results too: never render a card that would not load
+    return model_card
+
+
+def write_card(card: ZooCard, path: str | os.PathLike | None = None, *, description: str | None = None) -> Path:
+    """Render ``card`` and write it atomically to ``path`` (default ``card.card_path``)."""
+    target = Path(path) if path is not None else card.card_path
+    if target is None:
+        raise ValueError("write_card needs a path (the card has no card_path)")
+    atomic_write_text(target, str(render_card(card, description=description)))
+    return target
+
+
+def set_results(card_path: str | os.PathLike, results: Sequence[dict[str, Any]]) -> None:
+    """Upsert ``results`` into a card's ``model-index`` and its results table; one atomic rewrite.
+
+    A result is a dict with ``metric`` (``clean_accuracy``/``robust_accuracy``), ``value`` (percent), ``correct``,
+    ``n_examples``, ``version`` (AutoAttack's; None for clean), ``norm``, ``eps``, ``seed``, ``results_file`` and
+    optionally ``stochastic`` (the inference mode measured); other keys are kept as they are. It replaces an
+    existing result with the same identity (:func:`result_identity`) and is appended otherwise. Every other part
+    of the card (unknown front-matter keys, hand-written text) is kept. Raises :class:`CardError` for an invalid
+    result, leaving the card untouched.
+    """
+    path = _card_file(card_path)
+
+    def upsert(card: ZooCard) -> None:
+        merged = list(card.results)
+        index = {result_identity(r): i for i, r in enumerate(merged)}
+        for i, raw in enumerate(results):
+            result = validate_result(raw, threat_model=card.threat_model, path=path, where=f"results[{i}]")
+            key = result_identity(result)
+            if key in index:
+                merged[index[key]] = result
+            else:
+                index[key] = len(merged)
+                merged.append(result)
+        card.results = merged
+
+    _rewrite(path, upsert)
+
+
+def set_revision(card_path: str | os.PathLike, revision: str) -> None:
+    """Pin the Hub revision (e.g. the commit a push created) in a card; atomic rewrite."""
+
+    def pin(card: ZooCard) -> None:
+        card.revision = revision
+
+    _rewrite(_card_file(card_path), pin)
+
+
+# ---------------------------------------------------------------------------------------------- results
+def result_identity(result: dict[str, Any]) -> tuple:
+    """What makes two results "the same measurement": metric, version, norm, eps, n_examples, seed (, stochastic)."""
+    return tuple(result.get(k) for k in IDENTITY_KEYS)
+
+
+def validate_result(
+    result: dict[str, Any],
+    *,
+    threat_model: str | None = None,
+    path: str | os.PathLike | None = None,
+    where: str = "result",
+) -> dict[str, Any]:
+    """Check one result dict (see the contract) and return it normalised (``value``/``eps`` as floats).
+
+    With ``threat_model``, a robust accuracy must have been measured under that norm.
+    """
+    if not isinstance(result, dict):
+        raise CardError(path, where, f"expected a mapping, got {type(result).__name__}")
+    f = _Fields(result, path, where)
+    metric = f.choice("metric", METRICS)
+    robust = metric == "robust_accuracy"
+    out = {
+        "metric": metric,
+        "value": float(f.number("value", lo=0, hi=100)),
+        "correct": f.integer("correct", lo=0),
+        "n_examples": f.integer("n_examples", lo=1),
+        "version": f.string("version", required=robust),
+        "norm": f.choice("norm", NORMS, required=robust),
+        "eps": f.number("eps", lo=0, required=robust),
+        "seed": f.integer("seed", lo=0, required=robust),
+        "results_file": f.string("results_file"),
+        "stochastic": f.boolean("stochastic", required=False),  # optional: the inference mode measured
+    }
+    if out["eps"] is not None:
+        out["eps"] = float(out["eps"])
+    if robust and threat_model is not None and out["norm"] != threat_model:
+        raise CardError(path, f"{where}.norm", f"robust accuracy under {out['norm']} in a {threat_model} card")
+    if out["correct"] > out["n_examples"]:
+        raise CardError(path, f"{where}.correct", f"{out['correct']} correct out of {out['n_examples']} examples")
+    expected = 100.0 * out["correct"] / out["n_examples"]
+    if abs(out["value"] - expected) > _VALUE_TOLERANCE:
+        raise CardError(
+            path,
+            f"{where}.value",
+            f"{out['value']} does not match correct/n_examples = {out['correct']}/{out['n_examples']} "
+            f"({expected:.4f}%); value is a percentage",
+        )
+    out.update({k: v for k, v in result.items() if k not in RESULT_KEYS})  # extra keys ride along untouched
+    return out
+
+
+def results_table(results: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of results (clean first, then robust by AutoAttack version)."""
+    if not results:
+        return ""
+    rows = [
+        "| Metric | AutoAttack | Threat model | Inference | Accuracy (%) | Correct / n | Seed | Results file |",
+        "|---|---|---|---|---:|---:|---:|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["metric"] != "clean_accuracy", r["version"] or "", -r["n_examples"])):
+        robust = r["metric"] == "robust_accuracy"
+        threat = f"{r['norm']}, eps = {format_eps(r['eps'], r['norm'])}" if robust else "-"
+        mode = {True: "stochastic", False: "deterministic", None: "-"}[r.get("stochastic")]
+        rows.append(
+            f"| {'Robust' if robust else 'Clean'} | {r['version'] if robust else '-'} | {threat} | {mode} "
+            f"| {r['value']:.2f} "
+            f"| {r['correct']} / {r['n_examples']} | {'-' if r['seed'] is None else r['seed']} "
+            f"| `{r['results_file']}` |"
+        )
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------- body
+def render_body(card: ZooCard, *, description: str | None = None) -> str:
+    """The card's markdown body: what the model is, how to load it, randomness, training, results, caveats."""
+    arch = card.architecture
+    stack = arch.get("stack") or {}
+    backbone = arch["backbone"]
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in (backbone.get("kwargs") or {}).items())
+    predictors = [f"`{t}`" for t in arch["taps"]]
+    if arch.get("include_backbone_head", True):
+        predictors.append("the backbone's own classifier")
+    aggregation = f"CrossMax, k = {arch.get('k', 3)}" if arch.get("aggregator", "crossmax") == "crossmax" else "mean"
+    size = arch.get("input_size", 32)
+    resolutions = ", ".join(str(r) for r in stack.get("resolutions", (32, 16, 8, 4)))
+    hub_url = f"https://huggingface.co/{card.repo_id}"
+
+    parts = [f"# {card.name}\n"]
+    if description:
+        parts.append(description.strip() + "\n")
+    parts.append(
+        f"A multi-resolution self-ensemble (Fort & Lakshminarayanan 2024, *Ensemble everything everywhere*, "
+        f"[arXiv:2408.05446](https://arxiv.org/abs/2408.05446)) for {DATASET_TITLES[card.dataset]} under the "
+        f"{card.threat_model} threat model, from the eee-zoo model zoo. Each image is turned into a stack of "
+        f"noisy, jittered copies at several resolutions; a backbone reads the stack, linear heads on its "
+        f"intermediate layers each predict the class, and their logits are aggregated.\n"
+    )
+    parts.append(
+        "## Model\n\n| | |\n|---|---|\n"
+        f"| Input | float images `[B, 3, {size}, {size}]` in [0, 1] (normalisation happens inside the model) |\n"
+        f"| Multi-resolution stack | {resolutions} px, `{stack.get('variant', 'code')}` variant |\n"
+        f"| Backbone | `{backbone['name']}`{f' ({kwargs})' if kwargs else ''} |\n"
+        f"| Predictors | {', '.join(predictors)} |\n"
+        f"| Aggregation | {aggregation} |\n"
+        f"| Classes | {arch['num_classes']} |\n"
+        f"| Weights | `{card.filename}`, sha256 `{card.sha256}` |\n"
+        f"| Hub | [`{card.repo_id}`]({hub_url}) at revision `{card.revision}` |\n"
+    )
+    parts.append(
+        "## Usage\n\n```python\nfrom eee_zoo import load_model\n\n"
+        f'model = load_model("{card.name}", dataset="{card.dataset}", threat_model="{card.threat_model}")\n'
+        f"logits = model(images)  # images: float tensor [B, 3, {size}, {size}] in [0, 1]\n```\n\n"
+        "`load_model` finds the weights (a RobustBench-style `model_dir`, this folder, or the Hugging Face Hub at "
+        "the pinned revision; with `HF_HUB_OFFLINE=1` only the local cache), checks their sha256 *before* loading "
+        "and loads them with safetensors and `strict=True`. The card data is attached as `model.eee_info`.\n"
+    )
+    parts.append("## Inference randomness\n\n" + _randomness_text(card, stack) + "\n")
+    parts.append("## Training\n\n" + _training_text(card) + "\n")
+    parts.append("## Results\n\n" + _results_section(card) + "\n")
+    parts.append(
+        "## Limitations: gradient masking and adaptive attacks\n\n"
+        "Read the robust accuracy of this method with care. The random input stack and the max/sort inside "
+        "CrossMax make input gradients noisy and partly uninformative (gradient masking), which weakens the "
+        "gradient-based attacks of AutoAttack's `standard` version and can make a model look more robust than it "
+        "is. The `rand` version (expectation over transformation) averages out the randomness but not the masking "
+        "from the aggregation. Adaptive attacks designed against this defense have reported far lower robust "
+        "accuracy than AutoAttack for the published models (Zhang et al. 2024, *Gradient Masking All-at-Once: "
+        "Ensemble Everything Everywhere Is Not Robust*, [arXiv:2411.14834](https://arxiv.org/abs/2411.14834)). "
+        "Treat the numbers above as upper bounds on the true robustness, not as certified or "
+        "adaptive-attack-verified figures.\n"
+    )
+    return "\n".join(parts)
+
+
+def _randomness_text(card: ZooCard, stack: dict[str, Any]) -> str:
+    seed = stack.get("seed", 0)
+    if card.stochastic_inference:
+        return (
+            "Inference is **stochastic**: every forward pass draws new jitter, contrast/colour factors and noise in "
+            "the multi-resolution stack, so two calls on the same images can give different logits. The draws come "
+            f"only from the model's own `torch.Generator` (seeded with {seed} when the model is built), never from "
+            "PyTorch's global random state.\n\n"
+            "- `model.manual_seed(s)` (or `load_model(..., seed=s)`) replays the same draws: same seed, same logits.\n"
+            "- `model.set_stochastic(False)` (or `load_model(..., stochastic=False)`) switches to the deterministic "
+            "mode: no jitter, contrast and colour factors 1, each noise term replaced by its mean.\n"
+            "- Each result below records its seed and, where given, the inference mode it was measured in."
+        )
+    return (
+        "Inference is **deterministic**: the stack uses no jitter, contrast and colour factors 1 and each noise "
+        "term's mean, so the same images always give the same logits. `load_model(..., stochastic=True)` turns on "
+        f"the random stack; its draws come only from the model's own `torch.Generator` (seed {seed}, or "
+        "`load_model(..., seed=s)`)."
+    )
+
+
+def _training_text(card: ZooCard) -> str:
+    training = card.training
+    if not training:
+        return "No training record in this card."
+    lines = []
+    if "recipe" in training:
+        seed = f", seed {training['seed']}" if "seed" in training else ""
+        lines.append(f"- Recipe: `{training['recipe']}`{seed}")
+    if "command" in training:
+        lines.append(f"- Reproduce with:\n\n  ```\n  {training['command']}\n  ```")
+    for key, value in training.items():
+        if key not in ("recipe", "seed", "command"):
+            lines.append(f"- {key}: `{value}`")
+    return "\n".join(lines)
+
+
+def _results_section(card: ZooCard) -> str:
+    if card.results:
+        inner = (
+            f"Measured on the first n {DATASET_TITLES[card.dataset]} test images (unshuffled); every number comes "
+            "from the results file named in its row.\n\n" + results_table(card.results)
+        )
+    else:
+        inner = (
+            "No results yet. Measure clean accuracy and AutoAttack robust accuracy and write them into this card "
+            f"with:\n\n```\neee-zoo benchmark {card.name} --dataset {card.dataset} "
+            f"--threat-model {card.threat_model} --write-card\n```"
+        )
+    return f"{_RESULTS_START}\n{inner}\n{_RESULTS_END}"
+
+
+# ---------------------------------------------------------------------------------------------- internals
+def _card_file(card_path: str | os.PathLike) -> Path:
+    path = Path(card_path)
+    return path / CARD_FILENAME if path.is_dir() else path
+
+
+def _model_card(text: str, path: Path | None) -> ModelCard:
+    try:
+        return ModelCard(text)
+    except Exception as e:  # yaml.YAMLError, or ValueError from an unparsable model-index
+        raise CardError(path, "front matter", f"cannot be parsed: {e}") from None
+
+
+def _card_data(card: ZooCard) -> ModelCardData:
+    return ModelCardData(
+        library_name="eee-zoo",
+        license="mit",
+        pipeline_tag=_TASK_TYPE,
+        datasets=[card.dataset],
+        tags=["eee-zoo", "robustbench", "adversarial-robustness", "self-ensemble", card.dataset, card.threat_model],
+        model_name=card.name if card.results else None,
+        eval_results=_eval_results(card) or None,
+        **{_META_KEY: card.metadata()},
+    )
+
+
+def _eval_results(card: ZooCard) -> list[EvalResult]:
+    out = []
+    for i, raw in enumerate(card.results):
+        r = validate_result(raw, threat_model=card.threat_model, path=card.card_path, where=f"results[{i}]")
+        args = {k: v for k, v in r.items() if k not in ("metric", "value")}
+        robust = r["metric"] == "robust_accuracy"
+        label = (
+            f"Robust accuracy (AutoAttack {r['version']}, {r['norm']} eps={format_eps(r['eps'], r['norm'])})"
+            if robust
+            else "Clean accuracy"
+        )
+        out.append(
+            EvalResult(
+                task_type=_TASK_TYPE,
+                dataset_type=card.dataset,
+                dataset_name=DATASET_TITLES[card.dataset],
+                dataset_split="test",
+                metric_type=r["metric"],
+                metric_value=r["value"],
+                metric_name=label,
+                metric_config=r["version"] if robust else "clean",
+                metric_args=args,
+            )
+        )
+    return out
+
+
+def _parse_card(model_card: ModelCard, path: Path | None) -> ZooCard:
+    data = model_card.data
+    meta = data.get(_META_KEY)
+    if meta is None:
+        raise CardError(path, _META_KEY, "missing (not an eee-zoo card?)")
+    if not isinstance(meta, dict):
+        raise CardError(path, _META_KEY, f"expected a mapping, got {type(meta).__name__}")
+    f = _Fields(meta, path, _META_KEY)
+    version = f.integer("format_version")
+    if version != CARD_FORMAT_VERSION:
+        raise CardError(path, f"{_META_KEY}.format_version", f"{version} is not supported ({CARD_FORMAT_VERSION})")
+    card = ZooCard(
+        name=f.string("name"),
+        dataset=f.string("dataset"),
+        threat_model=f.string("threat_model"),
+        architecture=f.mapping("architecture"),
+        repo_id=f.string("repo_id"),
+        revision=f.string("revision"),
+        filename=f.string("filename"),
+        sha256=f.string("sha256"),
+        stochastic_inference=f.boolean("stochastic_inference"),
+        training=f.mapping("training", required=False) or {},
+        card_path=path,
+    )
+    _validate_card(card, path)  # the card's own fields first: results are checked against them
+    card.results = _parse_results(data.eval_results or [], card, path)
+    return card
+
+
+def _parse_results(eval_results: list[EvalResult], card: ZooCard, path: Path | None) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    seen: set[tuple] = set()
+    for i, er in enumerate(eval_results):
+        where = f"model-index.results[{i}]"
+        if er.dataset_type != card.dataset:
+            raise CardError(path, f"{where}.dataset.type", f"{er.dataset_type!r} but the card is for {card.dataset!r}")
+        args = er.metric_args if er.metric_args is not None else {}
+        if not isinstance(args, dict):
+            raise CardError(path, f"{where}.args", f"expected a mapping, got {type(args).__name__}")
+        raw = {"metric": er.metric_type, "value": er.metric_value, "version": None, "norm": None, "eps": None}
+        raw.update(args)  # None-valued keys are dropped by huggingface_hub when writing; they default to None here
+        result = validate_result(raw, threat_model=card.threat_model, path=path, where=where)
+        key = result_identity(result)
+        if key in seen:
+            raise CardError(path, where, f"duplicate result {dict(zip(IDENTITY_KEYS, key))}")
+        seen.add(key)
+        results.append(result)
+    return results
+
+
+def _validate_card(card: ZooCard, path: Path | None) -> None:
+    m = _META_KEY
+    if not is_valid_name(card.name):
+        raise CardError(path, f"{m}.name", f"{card.name!r} is not a valid model name (letters, digits, '_', '.', '-')")
+    if card.dataset not in DATASETS:
+        raise CardError(path, f"{m}.dataset", f"unknown dataset {card.dataset!r}; choose one of {sorted(DATASETS)}")
+    if card.threat_model not in THREAT_MODELS:
+        raise CardError(
+            path,
+            f"{m}.threat_model",
+            f"unknown threat model {card.threat_model!r}; choose one of {list(THREAT_MODELS)}",
+        )
+    try:
+        validate_repo_id(card.repo_id)
+    except HFValidationError as e:
+        raise CardError(path, f"{m}.repo_id", str(e)) from None
+    if "/" not in card.repo_id:
+        raise CardError(path, f"{m}.repo_id", f"{card.repo_id!r} must be '<organisation>/<name>'")
+    if not card.revision.strip() or any(c.isspace() for c in card.revision):
+        raise CardError(path, f"{m}.revision", f"{card.revision!r} is not a branch, tag or commit")
+    parts = card.filename.split("/")
+    if not card.filename.endswith(".safetensors") or card.filename.startswith("/") or ".." in parts:
+        raise CardError(path, f"{m}.filename", f"{card.filename!r} must be a relative path to a .safetensors file")
+    if not _SHA256_RE.match(card.sha256):
+        raise CardError(path, f"{m}.sha256", f"{card.sha256!r} is not 64 lowercase hex digits")
+    if not isinstance(card.stochastic_inference, bool):
+        raise CardError(path, f"{m}.stochastic_inference", "expected true or false")
+    _validate_architecture(card, path)
+    _validate_training(card.training, path)
+
+
+def _validate_architecture(card: ZooCard, path: Path | None) -> None:
+    f = _Fields(card.architecture, path, f"{_META_KEY}.architecture")
+    num_classes = f.integer("num_classes", lo=2)
+    if num_classes != DATASETS.get(card.dataset, num_classes):
+        raise CardError(
+            path,
+            f"{_META_KEY}.architecture.num_classes",
+            f"{num_classes} but {card.dataset} has {DATASETS[card.dataset]}",
+        )
+    backbone = _Fields(f.mapping("backbone"), path, f"{_META_KEY}.architecture.backbone")
+    backbone.string("name")
+    backbone.mapping("kwargs", required=False)
+    taps = f.value("taps")
+    if not isinstance(taps, list) or not all(isinstance(t, str) for t in taps):
+        raise CardError(path, f"{_META_KEY}.architecture.taps", f"expected a list of strings, got {taps!r}")
+    f.mapping("stack", required=False)
+
+
+def _validate_training(training: dict[str, Any], path: Path | None) -> None:
+    f = _Fields(training, path, f"{_META_KEY}.training")
+    f.string("recipe", required=False)
+    f.integer("seed", required=False)
+
+
+def _rewrite(path: Path, mutate: Callable[[ZooCard], None]) -> None:
+    """Read, mutate the typed card, write front matter + results section back; keep everything else."""
+    with _locked(path.parent):
+        text = path.read_text(encoding="utf-8-sig")
+        model_card = _model_card(text, path)
+        card = _parse_card(model_card, path)
+        mutate(card)
+        _validate_card(card, path)
+        fresh = _card_data(card)
+        # Replace only what we own; unknown keys and hand-written markdown stay as they are.
+        model_card.data[_META_KEY] = fresh[_META_KEY]
+        model_card.data.eval_results = fresh.eval_results
+        model_card.data.model_name = fresh.model_name
+        section = _results_section(card)
+        if _RESULTS_SECTION_RE.search(model_card.text):
+            model_card.text = _RESULTS_SECTION_RE.sub(lambda _: section, model_card.text, count=1)
+        else:
+            model_card.text = model_card.text.rstrip("\n") + "\n\n## Results\n\n" + section + "\n"
+        new_text = str(model_card)
+        _parse_card(_model_card(new_text, path), path)  # never write a card that would not load
+        atomic_write_text(path, new_text)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise read-modify-write of a card across processes (two benchmarks writing one card)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the write itself is still atomic
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class _Fields:
+    """Typed access to a mapping, raising :class:`CardError` with the dotted field name."""
+
+    _MISSING = object()
+
+    def __init__(self, mapping: dict[str, Any], path: str | os.PathLike | None, prefix: str) -> None:
+        self.data, self.path, self.prefix = mapping, path, prefix
+
+    def _error(self, key: str, problem: str) -> CardError:
+        return CardError(self.path, f"{self.prefix}.{key}", problem)
+
+    def value(self, key: str, required: bool = True) -> Any:
+        value = self.data.get(key)
+        if value is None and required:
+            raise self._error(key, "missing")
+        return value
+
+    def _typed(self, key: str, ok: Callable[[Any], bool], expected: str, required: bool) -> Any:
+        value = self.value(key, required)
+        if value is not None and not ok(value):
+            raise self._error(key, f"expected {expected}, got {type(value).__name__} {value!r}")
+        return value
+
+    def string(self, key: str, required: bool = True) -> str | None:
+        return self._typed(key, lambda v: isinstance(v, str) and v != "", "a non-empty string", required)
+
+    def boolean(self, key: str, required: bool = True) -> bool | None:
+        return self._typed(key, lambda v: isinstance(v, bool), "true or false", required)
+
+    def mapping(self, key: str, required: bool = True) -> dict | None:
+        return self._typed(key, lambda v: isinstance(v, dict), "a mapping", required)
+
+    def integer(self, key: str, lo: int | None = None, required: bool = True) -> int | None:
+        value = self._typed(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", required)
+        if value is not None and lo is not None and value < lo:
+            raise self._error(key, f"{value} is below {lo}")
+        return value
+
+    def number(self, key: str, lo: float | None = None, hi: float | None = None, required: bool = True) -> Any:
+        value = self._typed(
+            key,
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+            "a finite number",
+            required,
+        )
+        if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise self._error(key, f"{value} is outside [{lo}, {hi}]")
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], required: bool = True) -> str | None:
+        value = self.string(key, required)
+        if value is not None and value not in choices:
+            raise self._error(key, f"unknown value {value!r}; choose one of {list(choices)}")
+        return value

@@ -1,0 +1,78 @@
+"""Subcommands of ``eee-zoo``: one module each, exposing ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
+
+Helpers shared by the subcommands live here: argument types that turn bad values into usage errors
+(exit code 2) and access to the repository's ``training/`` and ``benchmarks/`` folders, which are not part
+of the installed package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = [
+    "CHECKOUT_ROOT", "COMMANDS_DIR", "add_checkout_to_path", "add_card_arguments", "dataset_arg",
+    "require_source_checkout", "threat_model_arg",
+]  # fmt: skip
+
+COMMANDS_DIR = Path(__file__).resolve().parent
+CHECKOUT_ROOT = COMMANDS_DIR.parents[1]  # the repository root in a source checkout or editable install
+_CHECKOUT_DIRS = ("training", "benchmarks")
+
+
+def add_checkout_to_path() -> None:
+    """Make ``import training`` / ``import benchmarks`` work when running from a source checkout."""
+    if any((CHECKOUT_ROOT / d).is_dir() for d in _CHECKOUT_DIRS) and str(CHECKOUT_ROOT) not in sys.path:
+        sys.path.append(str(CHECKOUT_ROOT))
+
+
+def require_source_checkout(folder: str) -> Path:
+    """The checkout root holding ``folder`` (``"training"`` or ``"benchmarks"``), put on ``sys.path``."""
+    if not (CHECKOUT_ROOT / folder).is_dir():
+        raise RuntimeError(
+            f"this command needs the repository's {folder}/ folder, which is not installed with the package; "
+            f"run it from a source checkout (git clone ... && pip install -e .)"
+        )
+    add_checkout_to_path()
+    return CHECKOUT_ROOT
+
+
+def dataset_arg(value: str) -> str:
+    """argparse type: a dataset name, case-insensitive (``CIFAR10`` -> ``cifar10``)."""
+    from ..cards import parse_dataset
+
+    try:
+        return parse_dataset(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def threat_model_arg(value: str) -> str:
+    """argparse type: a threat model, case-insensitive (``linf`` -> ``Linf``)."""
+    from ..cards import parse_threat_model
+
+    try:
+        return parse_threat_model(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_card_arguments(parser: argparse.ArgumentParser, *, filters: bool = False) -> None:
+    """``--dataset``, ``--threat-model`` and ``--cards-dir``; as filters (default: any) or as a model's key."""
+    default_dataset, default_threat = (None, None) if filters else ("cifar10", "Linf")
+    parser.add_argument(
+        "--dataset",
+        type=dataset_arg,
+        default=default_dataset,
+        help=f"cifar10 or cifar100 (default: {default_dataset or 'any'})",
+    )
+    parser.add_argument(
+        "--threat-model",
+        type=threat_model_arg,
+        default=default_threat,
+        help=f"Linf or L2 (default: {default_threat or 'any'})",
+    )
+    parser.add_argument(
+        "--cards-dir", metavar="DIR", help="model cards root (default: $EEE_ZOO_CARDS or the repository's model_cards/)"
+    )

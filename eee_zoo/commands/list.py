@@ -1,0 +1,70 @@
+"""``eee-zoo list``: the checkpoints in the zoo, one line each (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from . import add_card_arguments
+
+HELP = "List the checkpoints in the zoo: name, dataset, threat model, architecture and results."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("filter", nargs="?", default="*", help="wildcard on the name, e.g. '*WRN*' (case-insensitive)")
+    add_card_arguments(parser, filters=True)
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..registry import cards_root, list_cards
+
+    cards = list_cards(args.filter, args.dataset, args.threat_model, cards_dir=args.cards_dir)
+    rows = [summarize(card) for card in cards]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no models match {args.filter!r} (cards under {cards_root(args.cards_dir)})")
+        return 0
+    columns = ("name", "dataset", "threat_model", "architecture", "inference", "clean", "robust")
+    table = [("NAME", "DATASET", "THREAT", "ARCHITECTURE", "INFERENCE", "CLEAN %", "ROBUST %")]
+    table += [tuple(_cell(row[c]) for c in columns) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def summarize(card: Any) -> dict[str, Any]:
+    """One row: the card's identity, a short architecture, the clean and per-version robust accuracies."""
+    arch = card.architecture
+    aggregator = arch.get("aggregator", "crossmax")
+    n_heads = len(arch["taps"]) + int(arch.get("include_backbone_head", True))
+    agg = f"crossmax k={arch.get('k', 3)}" if aggregator == "crossmax" else aggregator
+    clean = card.best_result("clean_accuracy")
+    versions = sorted({r["version"] for r in card.results if r["metric"] == "robust_accuracy"})
+    robust = {v: card.best_result("robust_accuracy", v) for v in versions}
+    return {
+        "name": card.name,
+        "dataset": card.dataset,
+        "threat_model": card.threat_model,
+        "architecture": f"{arch['backbone']['name']}, {n_heads} predictors, {agg}",
+        "inference": "stochastic" if card.stochastic_inference else "deterministic",
+        "clean": {"value": clean["value"], "n_examples": clean["n_examples"]} if clean else None,
+        "robust": {v: {"value": r["value"], "n_examples": r["n_examples"]} for v, r in robust.items()},
+        "repo_id": card.repo_id,
+        "revision": card.revision,
+        "card_path": str(card.card_path),
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == {}:
+        return "-"
+    if isinstance(value, dict) and "value" in value:
+        return f"{value['value']:.2f} (n={value['n_examples']})"
+    if isinstance(value, dict):
+        return ", ".join(f"{v} {_cell(r)}" for v, r in value.items())
+    return str(value)

@@ -1,0 +1,276 @@
+"""Model cards: write -> read round trips, results upserts, validation errors naming file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_CONFIG
+from huggingface_hub import ModelCard
+
+from eee_zoo.cards import (
+    CardError,
+    default_repo_id,
+    load_card,
+    parse_dataset,
+    parse_threat_model,
+    set_results,
+    set_revision,
+    validate_result,
+    write_card,
+)
+from eee_zoo.hub import export, verify_folder
+from eee_zoo.loading import build_model
+from eee_zoo.models import SelfEnsemble
+from eee_zoo.registry import list_cards, list_models
+
+REPO_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
+EPS = 8 / 255
+
+
+def clean(correct: int = 3, n: int = 4, **extra) -> dict:
+    return {
+        "metric": "clean_accuracy", "value": 100 * correct / n, "correct": correct, "n_examples": n,
+        "version": None, "norm": "Linf", "eps": EPS, "seed": 0, "results_file": "benchmarks/results/tiny.json",
+        **extra,
+    }  # fmt: skip
+
+
+def robust(correct: int = 1, n: int = 4, version: str = "rand", **extra) -> dict:
+    return {**clean(correct, n), "metric": "robust_accuracy", "version": version, **extra}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = SelfEnsemble.from_config(TINY_CONFIG)
+    training = {"recipe": "training/recipes/tiny.yaml", "seed": 3, "command": "eee-zoo train tiny"}
+    folder = tmp_path_factory.mktemp("export") / "Tiny"
+    return export(model, "Tiny", folder, training=training, description="A tiny test model.")
+
+
+@pytest.fixture
+def card_dir(tmp_path: Path, exported: Path) -> Path:
+    """A fresh copy of one exported checkpoint folder (exporting once keeps the tests fast)."""
+    return Path(shutil.copytree(exported, tmp_path / "Tiny"))
+
+
+def edit_front_matter(path: Path, edit) -> None:
+    """Change a card's metadata through huggingface_hub (as a careless editor might), bypassing our checks."""
+    card = ModelCard(path.read_text())
+    edit(card.data)
+    path.write_text(str(card))
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+def test_export_writes_a_card_that_reads_back(card_dir: Path, tiny_model) -> None:
+    card = load_card(card_dir / "README.md")
+    assert (card.name, card.dataset, card.threat_model) == ("Tiny", "cifar10", "Linf")
+    assert card.architecture == tiny_model.config
+    assert card.repo_id == default_repo_id("Tiny", "cifar10", "Linf") == "eee-zoo/cifar10-Linf-Tiny"
+    assert card.revision == "main" and card.filename == "model.safetensors"
+    assert card.stochastic_inference is True
+    assert card.training == {"recipe": "training/recipes/tiny.yaml", "seed": 3, "command": "eee-zoo train tiny"}
+    assert card.results == []
+    assert card.card_path == card_dir / "README.md"
+    verify_folder(card_dir)  # the sha256 in the card is the exported file's
+
+    text = (card_dir / "README.md").read_text()
+    assert 'load_model("Tiny", dataset="cifar10", threat_model="Linf")' in text
+    assert "No results yet" in text and "--write-card" in text
+    assert "gradient masking" in text and "A tiny test model." in text
+    assert "eee-zoo train tiny" in text
+
+
+def test_write_then_read_is_identity(card_dir: Path, tmp_path: Path) -> None:
+    card = load_card(card_dir)
+    card.results = [validate_result(r) for r in (clean(), robust(version="standard"), robust(version="rand"))]
+    card.card_path = tmp_path / "copy" / "README.md"
+    write_card(card)
+    again = load_card(card.card_path)
+    assert again == card
+    for r in again.results:  # numbers are numbers
+        assert type(r["value"]) is float and type(r["eps"]) is float
+        assert type(r["correct"]) is int and type(r["n_examples"]) is int and type(r["seed"]) is int
+
+
+def test_org_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EEE_ZOO_HUB_ORG", "my-lab")
+    assert default_repo_id("Tiny", "CIFAR100", "l2") == "my-lab/cifar100-L2-Tiny"
+
+
+def test_parse_names_case_insensitively() -> None:
+    assert parse_dataset("CIFAR-10") == parse_dataset("cifar10") == "cifar10"
+    assert parse_threat_model("linf") == parse_threat_model("LINF") == "Linf"
+    assert parse_threat_model("l2") == "L2"
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        parse_dataset("mnist")
+    with pytest.raises(ValueError, match="unknown threat model"):
+        parse_threat_model("L3")
+
+
+# ---------------------------------------------------------------------------------------------- results
+def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> None:
+    path = card_dir / "README.md"
+    edit_front_matter(path, lambda data: data.__setitem__("custom_key", {"kept": True}))
+    path.write_text(path.read_text().replace("## Usage", "A hand-written note.\n\n## Usage"))
+
+    set_results(path, [clean(3, 4), robust(1, 4, "rand")])
+    set_results(path, [robust(2, 4, "rand")])  # same identity: replaces
+    set_results(path, [robust(0, 4, "standard"), robust(1, 8, "rand")])  # new identities: appended
+
+    card = load_card(path)
+    assert [(r["metric"], r["version"], r["correct"], r["n_examples"]) for r in card.results] == [
+        ("clean_accuracy", None, 3, 4),
+        ("robust_accuracy", "rand", 2, 4),
+        ("robust_accuracy", "standard", 0, 4),
+        ("robust_accuracy", "rand", 1, 8),
+    ]
+    text = path.read_text()
+    assert "A hand-written note." in text and "custom_key" in text
+    assert "| Robust | rand | Linf, eps = 8/255 | - | 50.00 | 2 / 4 |" in text
+    assert "No results yet" not in text
+    assert card.best_result("robust_accuracy", "rand")["n_examples"] == 8
+
+
+@pytest.mark.parametrize(
+    "result, field",
+    [
+        (clean(value="75.0"), "results[0].value"),  # a string where a number belongs
+        (clean(value=80.0), "results[0].value"),  # inconsistent with correct / n_examples
+        (clean(value=0.75), "results[0].value"),  # a fraction, not a percentage
+        (robust(eps="8/255"), "results[0].eps"),
+        (robust(version=None), "results[0].version"),
+        (robust(norm="L2"), "results[0].norm"),  # L2 robustness in a Linf card
+        (clean(metric="accuracy"), "results[0].metric"),
+        (clean(5, 4, value=100.0), "results[0].correct"),  # more correct than examples
+        (clean(results_file=None), "results[0].results_file"),
+    ],
+)
+def test_set_results_rejects_bad_results_and_leaves_the_card_alone(card_dir: Path, result: dict, field: str) -> None:
+    path = card_dir / "README.md"
+    before = path.read_bytes()
+    with pytest.raises(CardError) as err:
+        set_results(path, [result])
+    assert str(path) in str(err.value) and f"'{field}'" in str(err.value)
+    assert err.value.field == field
+    assert path.read_bytes() == before
+
+
+def test_inference_mode_is_part_of_a_results_identity(card_dir: Path) -> None:
+    set_results(card_dir, [robust(1, 4, "rand", stochastic=True), robust(2, 4, "rand", stochastic=False)])
+    set_results(card_dir, [robust(3, 4, "rand", stochastic=False)])
+    card = load_card(card_dir)
+    assert [(r["stochastic"], r["correct"]) for r in card.results] == [(True, 1), (False, 3)]
+    text = (card_dir / "README.md").read_text()
+    assert "| deterministic | 75.00 | 3 / 4 |" in text and "| stochastic | 25.00 | 1 / 4 |" in text
+
+
+def test_set_revision_pins_a_commit(card_dir: Path) -> None:
+    set_revision(card_dir, "a" * 40)
+    assert load_card(card_dir).revision == "a" * 40
+
+
+# ---------------------------------------------------------------------------------------------- invalid cards
+def _meta(key: str, value):
+    def edit(data):
+        data["eee_zoo"][key] = value
+
+    return edit
+
+
+def _arch(key: str, value):
+    def edit(data):
+        data["eee_zoo"]["architecture"][key] = value
+
+    return edit
+
+
+def _drop(key: str):
+    def edit(data):
+        del data["eee_zoo"][key]
+
+    return edit
+
+
+def _result_value(value):
+    def edit(data):
+        data.eval_results[0].metric_value = value
+
+    return edit
+
+
+def _result_arg(key: str, value, index: int = 0):
+    def edit(data):
+        data.eval_results[index].metric_args[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (_meta("sha256", "abc123"), "eee_zoo.sha256"),
+        (_meta("sha256", "F" * 64), "eee_zoo.sha256"),
+        (_drop("revision"), "eee_zoo.revision"),
+        (_drop("sha256"), "eee_zoo.sha256"),
+        (_meta("stochastic_inference", "yes"), "eee_zoo.stochastic_inference"),
+        (_meta("dataset", "imagenet21k"), "eee_zoo.dataset"),
+        (_meta("threat_model", "L3"), "eee_zoo.threat_model"),
+        (_meta("repo_id", "no spaces allowed/x y"), "eee_zoo.repo_id"),
+        (_meta("filename", "model.bin"), "eee_zoo.filename"),
+        (_meta("name", "bad name!"), "eee_zoo.name"),
+        (_meta("training", {"seed": "0"}), "eee_zoo.training.seed"),
+        (_arch("num_classes", "10"), "eee_zoo.architecture.num_classes"),
+        (_arch("num_classes", 100), "eee_zoo.architecture.num_classes"),  # cifar10 has 10
+        (_arch("taps", "stem"), "eee_zoo.architecture.taps"),
+        (lambda data: data.__dict__.pop("eee_zoo"), "eee_zoo"),
+        (_result_value("50.0"), "model-index.results[0].value"),
+        (_result_value(150.0), "model-index.results[0].value"),
+        (_result_arg("n_examples", "4"), "model-index.results[0].n_examples"),
+        (_result_arg("eps", "8/255"), "model-index.results[0].eps"),
+        (_result_arg("norm", "L2", index=1), "model-index.results[1].norm"),  # L2 robustness in a Linf card
+        (_result_arg("seed", None, index=1), "model-index.results[1].seed"),
+    ],
+)
+def test_invalid_cards_name_file_and_field(card_dir: Path, edit, field: str) -> None:
+    path = card_dir / "README.md"
+    set_results(path, [clean(2, 4), robust(1, 4)])
+    edit_front_matter(path, edit)
+    with pytest.raises(CardError) as err:
+        load_card(path)
+    assert str(path) in str(err.value), err.value
+    assert f"field '{field}'" in str(err.value), err.value
+
+
+def test_card_without_front_matter_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "README.md"
+    path.write_text("# Just markdown\n")
+    with pytest.raises(CardError, match=r"README.md: field 'eee_zoo': missing"):
+        load_card(path)
+
+
+def test_missing_card_file_is_a_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="model card not found"):
+        load_card(tmp_path / "nowhere" / "README.md")
+
+
+# ---------------------------------------------------------------------------------------------- the real zoo
+REAL_CARDS = sorted(REPO_CARDS.glob("*/*/*/README.md"))
+
+
+def test_the_real_registry_loads() -> None:
+    """Every card under model_cards/ validates (an empty zoo is valid too)."""
+    cards = list_cards(cards_dir=REPO_CARDS)
+    assert len(cards) == len(REAL_CARDS)
+    assert sorted({c.name for c in cards}) == sorted(list_models(cards_dir=REPO_CARDS))
+
+
+@pytest.mark.parametrize("path", REAL_CARDS, ids=[str(p.parent.relative_to(REPO_CARDS)) for p in REAL_CARDS])
+def test_real_card_is_valid(path: Path) -> None:
+    card = load_card(path)
+    build_model(card)  # the architecture builds
+    if (path.parent / card.filename).is_file():
+        verify_folder(path.parent)  # shipped weights match the card's sha256, config.json matches
