@@ -364,7 +364,7 @@ class Trainer:
         self.recipe_path = recipe_path
         self.world = world
         self.device = torch.device("cpu")
-        self.run_dir = Path(args.out) if args.out else Path("runs") / recipe.name
+        self.run_dir = Path(args.out) if args.out else Path("training") / "runs" / recipe.name
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
         self.history: list[dict[str, Any]] = []
         self.steps_done = 0

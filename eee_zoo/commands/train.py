@@ -28,7 +28,7 @@ def _positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The training command's options (shared by ``eee-zoo train`` and ``python -m training.train``)."""
     parser.add_argument("--recipe", required=True, type=Path, metavar="YAML", help="training/recipes/<name>.yaml")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<recipe name>)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: training/runs/<recipe name>)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint (a new run if none)"
     )
