@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 # Deterministic inference mode, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square).
 python -m benchmarks.run --all --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress
 # The deployed stochastic mode, AutoAttack rand (APGD-CE + APGD-DLR with 20 EOT samples per step).
-python -m benchmarks.run --all --version rand --n-examples 200 --seed 0 --write-card --no-progress
+python -m benchmarks.run --all --version rand --n-examples 100 --seed 0 --write-card --no-progress

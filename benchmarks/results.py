@@ -1,0 +1,284 @@
+"""Results files: the only place the zoo's numbers come from.
+
+One JSON file (``EvaluationResult.to_dict()``) plus its log per evaluated configuration::
+
+    benchmarks/results/<dataset>/<threat_model>/<Name>/<version>_<sto|det>_eps<eps>_n<n>_seed<seed>_<sha12>[_chunk<k>].json
+
+The name carries the model, checkpoint hash, dataset, threat model, AutoAttack version, inference mode, eps,
+n and seed; everything else that shapes the result (batch size, chunking, the images' hash) is checked
+against an existing file before it is replaced. So the same configuration always lands in the same file and
+a different configuration never overwrites one; a rerun of the same configuration that does not reproduce
+the stored numbers is refused rather than silently replacing them.
+
+Model cards take their numbers from these files only (``eee-zoo benchmark --write-card``, via
+:func:`card_results`), and :func:`check_cards` verifies that every number a card states is backed by one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo.evaluation import EvaluationResult
+
+__all__ = [
+    "REPO_ROOT", "RESULTS_DIR", "ResultsError", "card_results", "check_card", "check_cards", "eps_tag",
+    "iter_results", "load_result", "result_filename", "result_path", "results_file_reference", "save_result",
+]  # fmt: skip
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_LOAD_SOURCE = "eee_zoo.data.load_dataset"
+# Fields outside the file name that must agree before a file is replaced.
+_HIDDEN_IDENTITY = ("batch_size", "chunk_size", "attacks", "attack_overrides", "data_sha256")
+_COUNT_FIELDS = ("clean_correct", "robust_correct", "outcomes")
+_PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_RESULTS_SECTION_RE = re.compile(r"<!-- eee-zoo:results:start -->.*?<!-- eee-zoo:results:end -->", re.DOTALL)
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be written or does not back what refers to it."""
+
+
+# ============================================================================================ names
+def eps_tag(eps: float, threat_model: str) -> str:
+    """``8-255`` for L-inf budgets on the 1/255 grid, else ``f"{eps:g}"``."""
+    k = eps * 255
+    if threat_model == "Linf" and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}-255"
+    return f"{eps:g}"
+
+
+def result_filename(result: EvaluationResult | dict[str, Any]) -> str:
+    """The file name for a result (see the module docstring)."""
+    r = result.to_dict() if isinstance(result, EvaluationResult) else result
+    mode = "sto" if r["stochastic"] else "det"
+    name = (
+        f"{r['version']}_{mode}_eps{eps_tag(r['eps'], r['threat_model'])}_n{r['n_examples']}_seed{r['seed']}_"
+        f"{r['checkpoint_sha256'][:12]}"
+    )
+    if r.get("chunk_size") is not None:
+        name += f"_chunk{r['chunk_size']}"
+    return name + ".json"
+
+
+def result_path(result: EvaluationResult | dict[str, Any], results_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``result`` is stored under ``results_dir`` (default: this repository's ``benchmarks/results``)."""
+    r = result.to_dict() if isinstance(result, EvaluationResult) else result
+    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", r["model_name"])
+    return root / r["dataset"] / r["threat_model"] / safe / result_filename(r)
+
+
+# ============================================================================================ files
+def save_result(result: EvaluationResult, results_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``result`` (JSON) and its log atomically; returns the JSON path.
+
+    Raises :class:`ResultsError` for a result that is not a valid zoo evaluation (images not loaded by
+    :func:`eee_zoo.data.load_dataset`, reduced attack settings) and when the file exists for another
+    configuration or holds numbers this run did not reproduce.
+    """
+    if result.data.get("source") != _LOAD_SOURCE:
+        raise ResultsError(
+            "results files hold evaluations on the first n test images as loaded by eee_zoo.data.load_dataset; "
+            f"this result was computed on {result.data.get('source')!r} inputs"
+        )
+    if result.is_reduced:
+        raise ResultsError(
+            f"this result used reduced attack settings {result.attack_overrides}: it is not an AutoAttack "
+            f"{result.version} evaluation and cannot go into a results file"
+        )
+    path = result_path(result, results_dir)
+    data = result.to_dict()
+    if path.exists():
+        old = load_result(path)
+        differ = [k for k in _HIDDEN_IDENTITY if _identity_field(old, k) != _identity_field(data, k)]
+        if differ:
+            details = ", ".join(
+                f"{k}: {_identity_field(old, k)!r} there, {_identity_field(data, k)!r} now" for k in differ
+            )
+            raise ResultsError(
+                f"{path} holds the same model/version/eps/n/seed evaluated with another configuration ({details}); "
+                "results files are never overwritten by a different configuration. Rerun with the stored settings "
+                "or move the old file away."
+            )
+        changed = [k for k in _COUNT_FIELDS if old.get(k) != data.get(k)]
+        if changed:
+            raise ResultsError(
+                f"{path}: this rerun of the same configuration did not reproduce the stored result (differs in "
+                f"{changed}: clean {old.get('clean_correct')} vs {data['clean_correct']}, robust "
+                f"{old.get('robust_correct')} vs {data['robust_correct']}); keeping the stored file. Nondeterministic "
+                "hardware (GPU kernels) can cause this; investigate before replacing it."
+            )
+    atomic_write_json(path, data)
+    atomic_write_text(path.with_suffix(".log"), "\n".join([*result.summary().splitlines(), "", *result.log]) + "\n")
+    return path
+
+
+def _identity_field(d: dict[str, Any], key: str) -> Any:
+    if key == "attacks":
+        return [a["attack"] for a in d.get("attacks", [])]
+    if key == "data_sha256":
+        return (d.get("data") or {}).get("sha256")
+    return d.get(key)
+
+
+def load_result(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a results file; raises :class:`ResultsError` naming the file when it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{path}: not a readable JSON results file ({e})") from e
+    required = ("model_name", "checkpoint_sha256", "dataset", "threat_model", "version", "eps", "n_examples", "seed")
+    missing = [k for k in (*required, "clean_correct", "robust_correct") if k not in data]
+    if missing:
+        raise ResultsError(f"{path}: not a results file (missing {missing})")
+    return data
+
+
+def iter_results(results_dir: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every results file under ``results_dir`` (sorted by path) with its data."""
+    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    for path in sorted(root.glob("*/*/*/*.json")):
+        yield path, load_result(path)
+
+
+# ============================================================================================ cards
+def results_file_reference(path: str | os.PathLike, results_dir: str | os.PathLike | None = None) -> str:
+    """How a card names a results file: its path relative to the checkout holding ``benchmarks/results``."""
+    root = Path(results_dir).resolve() if results_dir is not None else RESULTS_DIR
+    if root.name != "results" or root.parent.name != "benchmarks":
+        raise ResultsError(
+            f"results directory {root} is not <checkout>/benchmarks/results: a model card could not name files in it"
+        )
+    return Path(path).resolve().relative_to(root.parents[1]).as_posix()
+
+
+def card_results(result: dict[str, Any] | EvaluationResult, results_file: str) -> list[dict[str, Any]]:
+    """The two card entries (clean and robust accuracy) of a result, in the form ``eee_zoo.cards.set_results`` takes."""
+    r = result.to_dict() if isinstance(result, EvaluationResult) else result
+    if r.get("attack_overrides"):
+        raise ResultsError("a result with reduced attack settings cannot go into a model card")
+    if (r.get("data") or {}).get("source") != _LOAD_SOURCE:
+        raise ResultsError("a result on caller-provided images cannot go into a model card")
+    n = r["n_examples"]
+    common = {"n_examples": n, "norm": r["threat_model"], "eps": r["eps"], "seed": r["seed"]}
+    # The inference mode measured is part of a card result's identity (eee_zoo.cards.IDENTITY_KEYS).
+    common["stochastic"] = bool(r["stochastic"])
+    return [
+        {"metric": "clean_accuracy", "value": percent_floor(r["clean_correct"], n), "correct": r["clean_correct"],
+         "version": None, **common, "results_file": results_file},
+        {"metric": "robust_accuracy", "value": percent_floor(r["robust_correct"], n), "correct": r["robust_correct"],
+         "version": r["version"], **common, "results_file": results_file},
+    ]  # fmt: skip
+
+
+def percent_floor(correct: int, n: int) -> float:
+    """100 * correct / n, floored to two decimals: a stated accuracy is never rounded up."""
+    return (10000 * correct // n) / 100
+
+
+def interval_percent(interval: tuple[float, float]) -> list[float]:
+    """A fractional interval in percent to two decimals, widened outwards (never narrowed by rounding)."""
+    lo, hi = interval
+    return [math.floor(lo * 10000) / 100, math.ceil(hi * 10000) / 100]
+
+
+def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:
+    """Problems with the numbers one card states: each must be backed by a results file under ``root``.
+
+    Checked: every ``model-index`` result names an existing results file under ``root`` (default: this
+    checkout) for the same checkpoint (name, sha256), dataset and threat model, with the same metric, version,
+    eps, n, seed, correct count and value; and every percentage on a line that mentions accuracy, outside
+    the generated results section, equals one of the backed values.
+    """
+    from eee_zoo.cards import load_card
+
+    root = Path(root) if root is not None else REPO_ROOT
+    card = load_card(card_path)
+    where = str(card.card_path)
+    problems: list[str] = []
+    backed: set[str] = set()
+    for i, r in enumerate(card.results):
+        tag = f"{where}: result {i} ({r['metric']} {r['version'] or ''} n={r['n_examples']} seed={r['seed']})"
+        ref = r.get("results_file")
+        if not ref or Path(ref).is_absolute() or ".." in Path(ref).parts:
+            problems.append(f"{tag}: results_file {ref!r} must be a path inside the checkout")
+            continue
+        path = root / ref
+        if not path.is_file():
+            problems.append(f"{tag}: results file {ref} does not exist")
+            continue
+        try:
+            data = load_result(path)
+        except ResultsError as e:
+            problems.append(f"{tag}: {e}")
+            continue
+        problems += [f"{tag}: {p}" for p in _compare(card, r, data)]
+        for value in (r["value"],):
+            backed.update({f"{value:.2f}", f"{value:.1f}", f"{value:.0f}", f"{value:g}"})
+    text = Path(where).read_text(encoding="utf-8")
+    body = _RESULTS_SECTION_RE.sub("", text.split("\n---", 1)[-1] if text.startswith("---") else text)
+    for line in body.splitlines():
+        if "accura" not in line.lower():
+            continue
+        for number in _PERCENT_RE.findall(line):
+            if number not in backed:
+                problems.append(f"{where}: states {number}% ({line.strip()[:80]!r}) but no results file backs it")
+    return problems
+
+
+def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    out = []
+    expect = {
+        "model_name": card.name,
+        "checkpoint_sha256": card.sha256,
+        "dataset": card.dataset,
+        "threat_model": r["norm"],
+        "n_examples": r["n_examples"],
+        "seed": r["seed"],
+    }
+    for key, value in expect.items():
+        if data.get(key) != value:
+            out.append(f"{key} is {value!r} in the card but {data.get(key)!r} in the results file")
+    if data.get("threat_model") != card.threat_model:
+        out.append(f"the results file is for {data.get('threat_model')}, the card for {card.threat_model}")
+    if r["eps"] is None or abs(float(data["eps"]) - float(r["eps"])) > 1e-12:
+        out.append(f"eps is {r['eps']!r} in the card but {data['eps']!r} in the results file")
+    if r.get("stochastic") is not None and bool(r["stochastic"]) != bool(data.get("stochastic")):
+        out.append(f"stochastic is {r['stochastic']!r} in the card but {data.get('stochastic')!r} in the results file")
+    if r["metric"] == "robust_accuracy":
+        correct = data["robust_correct"]
+        if data.get("version") != r["version"]:
+            out.append(f"version is {r['version']!r} in the card but {data.get('version')!r} in the results file")
+    else:
+        correct = data["clean_correct"]
+    if r["correct"] != correct:
+        out.append(f"{r['correct']} correct in the card but {correct} in the results file")
+    if abs(r["value"] - 100.0 * correct / data["n_examples"]) > 0.005 + 1e-9:
+        out.append(f"value {r['value']} is not {correct}/{data['n_examples']} from the results file")
+    if data.get("attack_overrides"):
+        out.append("the results file used reduced attack settings")
+    if (data.get("data") or {}).get("source") != _LOAD_SOURCE:
+        out.append("the results file was computed on caller-provided images")
+    return out
+
+
+def check_cards(cards_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:
+    """:func:`check_card` for every ``<dataset>/<threat_model>/<Name>/README.md`` under ``cards_dir``."""
+    problems: list[str] = []
+    for path in sorted(Path(cards_dir).glob("*/*/*/README.md")):
+        try:
+            problems += check_card(path, root)
+        except ValueError as e:  # CardError: an unreadable card backs nothing
+            problems.append(str(e))
+    return problems

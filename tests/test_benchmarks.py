@@ -1,0 +1,239 @@
+"""benchmarks/: results files, the card-backing rule, `eee-zoo benchmark`, `python -m benchmarks.run`, leaderboard.
+
+A real checkpoint folder is exported from the tiny model (trained for two seconds so that attacks have
+something to break) and evaluated with the real AutoAttack ``standard`` version on four images.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmarks.leaderboard import build, headline, model_info
+from benchmarks.results import (
+    ResultsError,
+    card_results,
+    check_card,
+    check_cards,
+    load_result,
+    result_path,
+    results_file_reference,
+    save_result,
+)
+from benchmarks.run import main as run_main
+from eee_zoo.cards import load_card, set_results
+from eee_zoo.cli import main as cli_main
+from eee_zoo.data import load_dataset
+from eee_zoo.evaluation import EvaluationResult, evaluate
+from eee_zoo.hub import export
+from eee_zoo.models import SelfEnsemble
+
+REPO = Path(__file__).resolve().parents[1]
+N = 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train_tiny(config: dict) -> SelfEnsemble:
+    """The conftest tiny model trained for 15 steps on shipped test images 16..499 (as in test_evaluation)."""
+    torch.manual_seed(0)
+    model = SelfEnsemble.from_config(config)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
+    x, y = load_dataset("cifar10", 500)
+    model.train().set_stochastic(False)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    order = 16 + torch.randperm(484, generator=torch.Generator().manual_seed(0))
+    for step in range(15):
+        idx = order[(step * 100) % 400 :][:100]
+        logits = model.predictor_logits(x[idx])
+        loss = F.cross_entropy(logits.flatten(0, 1), y[idx].repeat_interleave(logits.shape[1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkout-shaped folder: model_cards/cifar10/Linf/Tiny (exported, stochastic inference) + benchmarks/results."""
+    from conftest import TINY_CONFIG
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = tmp_path_factory.mktemp("checkout")
+        model = _train_tiny(copy.deepcopy(TINY_CONFIG)).set_stochastic(True)
+        export(model, "Tiny", root / "model_cards" / "cifar10" / "Linf" / "Tiny", training={"seed": 0})
+        (root / "benchmarks" / "results").mkdir(parents=True)
+        return root
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def real_result(checkout: Path) -> EvaluationResult:
+    """AutoAttack standard (the real configuration) on 4 images, deterministic mode of the exported model."""
+    from eee_zoo.loading import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = load_model("Tiny", cards_dir=checkout / "model_cards", stochastic=False)
+        return evaluate(model, N, version="standard", batch_size=N, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _argv(checkout: Path, *extra: str) -> list[str]:
+    return [
+        "Tiny", "--cards-dir", str(checkout / "model_cards"), "--results-dir", str(checkout / "benchmarks" / "results"),
+        "--state-dir", str(checkout / "state"), "--n-examples", str(N), "--batch-size", str(N), "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+# ============================================================================================ results files
+def test_results_file_name_carries_the_configuration(real_result: EvaluationResult, tmp_path: Path) -> None:
+    path = result_path(real_result, tmp_path)
+    assert path.relative_to(tmp_path).parts[:3] == ("cifar10", "Linf", "Tiny")
+    assert path.name == f"standard_det_eps8-255_n{N}_seed0_{real_result.checkpoint_sha256[:12]}.json"
+    assert result_path(dataclasses.replace(real_result, seed=1), tmp_path) != path
+    assert result_path(dataclasses.replace(real_result, version="rand", stochastic=True), tmp_path) != path
+
+
+def test_results_files_are_never_overwritten_by_another_configuration(
+    real_result: EvaluationResult, tmp_path: Path
+) -> None:
+    path = save_result(real_result, tmp_path)
+    assert save_result(real_result, tmp_path) == path  # same configuration: same file
+    data = load_result(path)
+    assert data["robust_correct"] == real_result.robust_correct and path.with_suffix(".log").is_file()
+    assert "running apgd-ce" in path.with_suffix(".log").read_text()
+    with pytest.raises(ResultsError, match="batch_size: 4 there, 2 now"):
+        save_result(dataclasses.replace(real_result, batch_size=2), tmp_path)
+    flipped = "R" if real_result.outcomes[0] != "R" else "-"
+    with pytest.raises(ResultsError, match="did not reproduce"):
+        save_result(dataclasses.replace(real_result, outcomes=flipped + real_result.outcomes[1:]), tmp_path)
+    assert load_result(path) == data  # untouched
+    with pytest.raises(ResultsError, match="reduced attack settings"):
+        save_result(dataclasses.replace(real_result, attack_overrides={"apgd.n_iter": 2}), tmp_path)
+    with pytest.raises(ResultsError, match="'caller' inputs"):
+        save_result(dataclasses.replace(real_result, data={**real_result.data, "source": "caller"}), tmp_path)
+
+
+def test_headline_prefers_the_version_matching_inference_then_largest_n() -> None:
+    base = {"attack_overrides": {}, "data": {"source": "eee_zoo.data.load_dataset"}, "chunk_size": None}
+    rows = [
+        {**base, "version": "standard", "stochastic": True, "n_examples": 10000, "seed": 0},
+        {**base, "version": "rand", "stochastic": True, "n_examples": 100, "seed": 1},
+        {**base, "version": "rand", "stochastic": True, "n_examples": 1000, "seed": 2},
+        {**base, "version": "rand", "stochastic": True, "n_examples": 5000, "seed": 0, "attack_overrides": {"x": 1}},
+    ]
+    assert headline(rows) is rows[2]
+    assert headline(rows[3:]) is None
+
+
+# ============================================================================================ CLI, run, cards
+def test_cli_benchmark_writes_results_and_card(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    card_path = checkout / "model_cards" / "cifar10" / "Linf" / "Tiny" / "README.md"
+    assert load_card(card_path).results == []
+    assert cli_main(["benchmark", *_argv(checkout, "--deterministic", "--write-card")]) == 0
+    out = capsys.readouterr().out
+    assert "AutoAttack standard" in out and "robust accuracy" in out
+    (path,) = (checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*.json")
+    data = load_result(path)
+    card = load_card(card_path)
+    assert {(r["metric"], r["correct"], r["n_examples"]) for r in card.results} == {
+        ("clean_accuracy", data["clean_correct"], N),
+        ("robust_accuracy", data["robust_correct"], N),
+    }
+    assert {r["results_file"] for r in card.results} == {path.relative_to(checkout).as_posix()}
+    assert check_cards(checkout / "model_cards", checkout) == []
+    # The same command again: the same configuration, the same file, the numbers reproduced.
+    assert cli_main(["benchmark", *_argv(checkout, "--deterministic")]) == 0
+    assert load_result(path)["outcomes"] == data["outcomes"]
+
+
+def test_cli_refuses_standard_on_stochastic_inference(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["benchmark", *_argv(checkout, "--version", "standard")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("eee-zoo: error:") and "stochastic" in err and "--deterministic" in err
+
+
+def test_benchmarks_run_evaluates_named_checkpoints(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_main([*_argv(checkout, "--deterministic", "--seed", "3"), "--no-leaderboard"]) == 0
+    assert "-> " in capsys.readouterr().out
+    assert list((checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*_seed3_*.json"))
+
+
+def test_a_card_number_without_a_backing_results_file_fails(
+    checkout: Path, real_result: EvaluationResult, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(checkout, root, ignore=shutil.ignore_patterns("state"))
+    card_path = root / "model_cards" / "cifar10" / "Linf" / "Tiny" / "README.md"
+    path = save_result(real_result, root / "benchmarks" / "results")
+    ref = results_file_reference(path, root / "benchmarks" / "results")
+    entries = card_results(real_result, ref)
+    set_results(card_path, entries)
+    assert check_card(card_path, root) == []
+
+    # A number typed by hand: a robust accuracy that the results file does not hold.
+    forged = dict(entries[1], correct=N, value=100.0)
+    set_results(card_path, [forged])
+    assert any("correct in the card" in p for p in check_card(card_path, root))
+    # A result that names no results file at all, or one that does not exist.
+    set_results(card_path, [dict(entries[1], seed=7, results_file="benchmarks/results/nowhere.json")])
+    assert any("does not exist" in p for p in check_card(card_path, root))
+    set_results(card_path, entries[1:])
+    set_results(card_path, [dict(entries[1], seed=7, results_file=ref)])
+    assert any("seed is 7 in the card" in p for p in check_card(card_path, root))
+
+    # A percentage written into the prose of the card.
+    clean = root / "clean_card.md"
+    shutil.copy(card_path, clean)
+    text = card_path.read_text()
+    card_path.write_text(text + "\nThis model reaches a robust accuracy of 97.25% under AutoAttack.\n")
+    assert any("states 97.25%" in p for p in check_card(card_path, root))
+
+
+def test_every_card_in_the_repository_is_backed_by_a_results_file() -> None:
+    assert check_cards(REPO / "model_cards", REPO) == []
+
+
+# ============================================================================================ leaderboard
+def test_leaderboard_shows_numbers_with_n_and_interval(real_result: EvaluationResult, tmp_path: Path) -> None:
+    results_dir = tmp_path / "benchmarks" / "results"
+    save_result(real_result, results_dir)
+    written = build(
+        results_dir, model_info_dir=tmp_path / "model_info", markdown_path=tmp_path / "LEADERBOARD.md", html=False
+    )
+    (info_path,) = written["model_info"]
+    assert info_path == tmp_path / "model_info" / "cifar10" / "Linf" / "Tiny.json"
+    info = json.loads(info_path.read_text())
+    assert info == model_info(real_result.to_dict(), results_file=info["eee_zoo"]["results_file"])
+    assert info["clean_acc"] == round(100 * real_result.clean_accuracy, 2)
+    assert info["autoattack_acc"] == round(100 * real_result.robust_accuracy, 2)
+    assert info["additional_data"] is False and info["number_forward_passes"] == 1
+    assert isinstance(info["unreliable"], bool) and f"first {N} test images" in info["footnote"]
+    assert info["eee_zoo"]["results_file"].startswith("benchmarks/results/cifar10/Linf/Tiny/")
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    lo, hi = real_result.robust_interval
+    assert f"{info['autoattack_acc']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" in md
+    assert f"| {N} |" in md and "Tiny" in md
