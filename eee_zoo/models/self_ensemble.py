@@ -229,7 +229,7 @@ class SelfEnsemble(nn.Module):
             raise ValueError(f"expected images of shape [B, 3, {s}, {s}], got {tuple(x.shape)}")
         if x.numel():
             lo, hi = torch.aminmax(x.detach())
-            if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
+            if not (lo >= -_RANGE_TOLERANCE and hi <= 1 + _RANGE_TOLERANCE):  # written so that NaN fails too
                 raise ValueError(
                     f"expected pixel values in [0, 1], got range [{lo.item():.4g}, {hi.item():.4g}] "
                     "(do not normalise inputs: the model does it)"
