@@ -19,7 +19,7 @@ DEFAULT_MODEL = "Airbench_CPU_CrossMax"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"checkpoint name (default: {DEFAULT_MODEL})")
     add_card_arguments(parser)
-    parser.add_argument("--n-examples", type=int, default=20, help="the first N test images (default: 20)")
+    parser.add_argument("--n-examples", type=int, default=10, help="the first N test images (default: 10)")
     parser.add_argument(
         "--version", choices=("standard", "rand"), help="AutoAttack version (default: what the card's mode needs)"
     )
