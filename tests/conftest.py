@@ -51,5 +51,6 @@ def shared_data_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Tests use tiny tensors: one intra-op thread avoids thread start-up overhead and contention.
+    # Tests use tiny tensors: one intra-op thread avoids thread start-up overhead, and more threads than the
+    # 2 shared cores make small convolutions 10-30x slower. Subprocess tests pass --threads to match.
     torch.set_num_threads(1)

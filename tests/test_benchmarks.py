@@ -39,14 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 N = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train_tiny(config: dict) -> SelfEnsemble:
     """The conftest tiny model trained for 15 steps on shipped test images 16..499 (as in test_evaluation)."""
     torch.manual_seed(0)

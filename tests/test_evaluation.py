@@ -47,15 +47,6 @@ FAST_STANDARD = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The machine's 2 cores are shared: more threads than that makes small convolutions 10-30x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train_tiny(config: dict, steps: int = 15) -> SelfEnsemble:
     """The conftest tiny model, trained briefly on shipped test images 16..499 (so images 0..15 stay unseen)."""
     threads = torch.get_num_threads()
