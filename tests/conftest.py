@@ -7,20 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.perf.tiny_model import TINY_CONFIG  # noqa: F401  (re-exported for `from conftest import`)
 from eee_zoo.models import SelfEnsemble
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-
-# A real (tiny) architecture: airbench backbone, three tapped heads + the backbone head, CrossMax k=3.
-TINY_CONFIG = {
-    "num_classes": 10,
-    "backbone": {"name": "airbench", "kwargs": {"widths": [8, 16, 16], "stem_width": 8}},
-    "taps": ["stem", "block1", "block2"],
-    "head_pool": 4,
-    "aggregator": "crossmax",
-    "k": 3,
-}
 
 
 @pytest.fixture(autouse=True)

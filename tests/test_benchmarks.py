@@ -6,17 +6,15 @@ something to break) and evaluated with the real AutoAttack ``standard`` version 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from benchmarks.leaderboard import build, headline, model_info
+from benchmarks.perf.tiny_model import train_tiny_model
 from benchmarks.results import (
     ResultsError,
     card_results,
@@ -30,34 +28,11 @@ from benchmarks.results import (
 from benchmarks.run import main as run_main
 from eee_zoo.cards import load_card, set_results
 from eee_zoo.cli import main as cli_main
-from eee_zoo.data import load_dataset
 from eee_zoo.evaluation import EvaluationResult, evaluate
 from eee_zoo.hub import export
-from eee_zoo.models import SelfEnsemble
 
 REPO = Path(__file__).resolve().parents[1]
 N = 4
-
-
-def _train_tiny(config: dict) -> SelfEnsemble:
-    """The conftest tiny model trained for 15 steps on shipped test images 16..499 (as in test_evaluation)."""
-    torch.manual_seed(0)
-    model = SelfEnsemble.from_config(config)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = None
-    x, y = load_dataset("cifar10", 500)
-    model.train().set_stochastic(False)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    order = 16 + torch.randperm(484, generator=torch.Generator().manual_seed(0))
-    for step in range(15):
-        idx = order[(step * 100) % 400 :][:100]
-        logits = model.predictor_logits(x[idx])
-        loss = F.cross_entropy(logits.flatten(0, 1), y[idx].repeat_interleave(logits.shape[1]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +44,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     try:
         root = tmp_path_factory.mktemp("checkout")
-        model = _train_tiny(copy.deepcopy(TINY_CONFIG)).set_stochastic(True)
+        model = train_tiny_model(TINY_CONFIG).set_stochastic(True)
         export(model, "Tiny", root / "model_cards" / "cifar10" / "Linf" / "Tiny", training={"seed": 0})
         (root / "benchmarks" / "results").mkdir(parents=True)
         return root

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from pyautoattack import AutoAttack
 from safetensors.torch import load_file, save_file
 
+from benchmarks.perf.tiny_model import train_tiny_model
 from eee_zoo import benchmark, evaluate
 from eee_zoo.data import load_dataset
 from eee_zoo.evaluation import (
@@ -47,39 +47,13 @@ FAST_STANDARD = {
 }
 
 
-def train_tiny(config: dict, steps: int = 15) -> SelfEnsemble:
-    """The conftest tiny model, trained briefly on shipped test images 16..499 (so images 0..15 stay unseen)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        model = SelfEnsemble.from_config(config)
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = None  # cumulative averages: usable running statistics after a few steps
-        x, y = load_dataset("cifar10", 500)
-        model.train().set_stochastic(False)
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        order = 16 + torch.randperm(484, generator=torch.Generator().manual_seed(0))
-        for step in range(steps):
-            idx = order[(step * 100) % 400 :][:100]
-            logits = model.predictor_logits(x[idx])
-            loss = F.cross_entropy(logits.flatten(0, 1), y[idx].repeat_interleave(logits.shape[1]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return model.eval().set_stochastic(True)
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     from conftest import TINY_CONFIG
 
     config = copy.deepcopy(TINY_CONFIG)
     path = tmp_path_factory.mktemp("tiny") / "model.safetensors"
-    save_file(train_tiny(config).state_dict(), str(path))
+    save_file(train_tiny_model(config).state_dict(), str(path))
     return config, path
 
 

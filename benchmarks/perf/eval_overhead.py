@@ -27,7 +27,6 @@ trained for 15 steps on shipped CIFAR-10 test images 16..499, so that attacks ha
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import os
 import platform
@@ -36,15 +35,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # also runnable as a file
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model  # noqa: E402
 from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.data import load_dataset  # noqa: E402
 from eee_zoo.evaluation import benchmark, evaluate  # noqa: E402
@@ -52,34 +50,6 @@ from eee_zoo.models import SelfEnsemble  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET_OVERHEAD = 0.05
-TINY_CONFIG: dict[str, Any] = {
-    "num_classes": 10,
-    "backbone": {"name": "airbench", "kwargs": {"widths": [8, 16, 16], "stem_width": 8}},
-    "taps": ["stem", "block1", "block2"],
-    "head_pool": 4,
-    "aggregator": "crossmax",
-    "k": 3,
-}
-
-
-def trained_tiny_model() -> SelfEnsemble:
-    torch.manual_seed(0)
-    model = SelfEnsemble.from_config(copy.deepcopy(TINY_CONFIG))
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = None  # cumulative averages: usable running statistics after a few steps
-    x, y = load_dataset("cifar10", 500)
-    model.train().set_stochastic(False)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    order = 16 + torch.randperm(484, generator=torch.Generator().manual_seed(0))
-    for step in range(15):
-        idx = order[(step * 100) % 400 :][:100]
-        logits = model.predictor_logits(x[idx])
-        loss = F.cross_entropy(logits.flatten(0, 1), y[idx].repeat_interleave(logits.shape[1]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 def run_direct(model: SelfEnsemble, n: int, version: str, seed: int, batch_size: int) -> float:
@@ -169,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(line)
 
     load_before = os.getloadavg()
-    model = trained_tiny_model()
+    model = train_tiny_model()
     runs = []
     for version in args.versions:
         model.set_stochastic(version == "rand")
