@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import sys
 from collections import defaultdict
@@ -51,7 +52,7 @@ PAPER = {
 _LOAD_SOURCE = "eee_zoo.data.load_dataset"
 _CAVEAT = (
     "AutoAttack numbers are upper bounds: adaptive attacks on this defense report far lower robust accuracy "
-    "(Zhang et al. 2024, arXiv:2411.14834)."
+    "(Zhang et al. 2024, arXiv:2411.14834); see the adaptive-attack table (`python -m benchmarks.adaptive`)."
 )
 
 
@@ -168,6 +169,38 @@ def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def render_adaptive(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Markdown table of the adaptive-attack results (``benchmarks.adaptive``), one row per results file."""
+    if not entries:
+        return []
+    lines = [
+        "## Adaptive attacks",
+        "",
+        "`python -m benchmarks.adaptive` (eee_zoo.adaptive): APGD-CE transferred from the deterministic mode, the "
+        "same through a mean-of-logits surrogate of CrossMax, and APGD-CE with EOT on that surrogate, run in "
+        "cascade; an image is robust only if the deployed stochastic model is right on every judging draw "
+        "(clean and after every attack). Clopper-Pearson 95 % intervals; accuracies floored to 0.01.",
+        "",
+        "| Model | Dataset / threat | eps | Attacks (APGD iterations, EOT draws, judging draws) | Clean accuracy "
+        "| Robust accuracy | Robust, mean over draws | n | Results file |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for ref, r in entries:
+        clean_lo, clean_hi = interval_percent(r["clean_interval"])
+        rob_lo, rob_hi = interval_percent(r["robust_interval"])
+        lines.append(
+            f"| {r['model_name']} (`{r['checkpoint_sha256'][:12]}`) | {r['dataset']} / {r['threat_model']} "
+            f"| {eps_tag(r['eps'], r['threat_model']).replace('-', '/')} "
+            f"| {', '.join(r['attacks'])} ({r['n_iter']}, {r['eot_iter']}, {r['eval_draws']}) "
+            f"| {percent_floor(r['clean_correct'], r['n_examples']):.2f} [{clean_lo:.2f}, {clean_hi:.2f}] "
+            f"| {percent_floor(r['robust_correct'], r['n_examples']):.2f} [{rob_lo:.2f}, {rob_hi:.2f}] "
+            f"| {math.floor(r['robust_accuracy_mean_over_draws'] * 10000) / 100:.2f} "
+            f"| {r['n_examples']} | `{ref}` |"
+        )
+    lines.append("")
+    return lines
+
+
 def render_html(dataset: str, threat_model: str, models_folder: str | os.PathLike) -> str | None:
     """HTML through RobustBench's own template, or None when robustbench or its template is not available."""
     try:
@@ -222,7 +255,13 @@ def build(
     for stale in sorted(model_info_dir.glob("*/*/*.json")):  # generated files whose results are gone
         if stale not in written["model_info"]:
             stale.unlink()
-    atomic_write_text(markdown_path, render_markdown(boards) + "\n")
+    from .adaptive import iter_adaptive
+
+    adaptive = [
+        (path.resolve().relative_to(base).as_posix() if base is not None else str(path), data)
+        for path, data in iter_adaptive(results_dir)
+    ]
+    atomic_write_text(markdown_path, "\n".join([render_markdown(boards), *render_adaptive(adaptive)]) + "\n")
     written["markdown"] = markdown_path
     if html:
         for dataset, threat in sorted(boards):

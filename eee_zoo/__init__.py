@@ -28,11 +28,13 @@ _EXPORTS = {
     "load_cifar100": "eee_zoo.data",
     "benchmark": "eee_zoo.evaluation",
     "evaluate": "eee_zoo.evaluation",
+    "adaptive_evaluate": "eee_zoo.adaptive",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily below
+    from .adaptive import adaptive_evaluate  # noqa: F401
     from .data import load_cifar10, load_cifar100  # noqa: F401
     from .evaluation import benchmark, evaluate  # noqa: F401
     from .hub import export  # noqa: F401

@@ -147,7 +147,7 @@ class EvaluationSpec:
 @dataclass
 class RuntimeSpec:
     amp: bool = True  # bfloat16 autocast for training steps, CUDA only (never for evaluation)
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC memory layout for training steps, on every device
     checkpoint_every_s: float = 300.0  # besides every epoch end
 
 

@@ -392,6 +392,13 @@ class Trainer:
                 "or choose another --out"
             )
 
+    def set_runtime(self) -> None:
+        """Speed settings from the recipe's ``runtime`` for this device (they change rounding, not the model)."""
+        runtime = self.recipe.runtime
+        self.amp = self.device.type == "cuda" and runtime.amp  # no fast bfloat16 on most CPUs
+        # NHWC on every device: oneDNN's CPU convolutions are faster in it too (benchmarks/perf/train_throughput)
+        self.channels_last = runtime.channels_last
+
     def elapsed(self) -> float:
         return self.elapsed_before + time.monotonic() - self.session_start
 
@@ -452,6 +459,7 @@ class Trainer:
                 },
                 "resumed_from": resumed_from,
                 "device": device_info(self.device, self.world),
+                "runtime": {"amp_bfloat16": self.amp, "channels_last": self.channels_last},
             }
         )
         self.run_info = info
@@ -848,6 +856,16 @@ class Trainer:
         self.barrier()
         return results
 
+    def init_model(self, state: dict[str, Any] | None = None) -> None:
+        """The recipe's model on the device, from ``state`` (a checkpoint) when resuming, in the training layout."""
+        self.model = build_model(self.recipe).to(self.device)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            torch.set_rng_state(state["rng"]["torch_cpu"])
+            self.model.stack.generator_for(self.device).set_state(state["rng"]["model_stack"])
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
     # ------------------------------------------------------------------------------------------ main
     def run(self) -> int:
         args, r = self.args, self.recipe
@@ -855,8 +873,7 @@ class Trainer:
         world, device = self.world, self.device
         if args.threads:
             torch.set_num_threads(args.threads)
-        self.amp = device.type == "cuda" and r.runtime.amp
-        self.channels_last = device.type == "cuda" and r.runtime.channels_last
+        self.set_runtime()
 
         state = None
         if args.resume and self.ckpt_path.exists():
@@ -884,13 +901,7 @@ class Trainer:
         )
         self.load_data()
 
-        self.model = build_model(r).to(device)
-        if state is not None:
-            self.model.load_state_dict(state["model"])
-            torch.set_rng_state(state["rng"]["torch_cpu"])
-            self.model.stack.generator_for(device).set_state(state["rng"]["model_stack"])
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.init_model(state)
 
         stage = position["stage"]
         status = "failed"

@@ -5,23 +5,27 @@ Both sides train the same architecture from the same initial weights with the sa
 for the same number of optimiser steps, on the CPU, in one process, alternating (reference, ours) to spread
 machine drift (other jobs on the shared CPU) over both sides; the median over repeats is reported.
 
-* ``ours``: ``training.train.Trainer.run_stage`` itself (stage 1, the backbone on the stack): images kept as a
-  uint8 tensor on the device; per-batch index, crop/flip and the vectorised ``MultiResolutionStack`` on the
-  device with a step-seeded ``torch.Generator``; the epoch-end log line and checkpoint included.
+* ``ours``: ``training.train.Trainer.run_stage`` itself (stage 1, the backbone on the stack), with the recipe's
+  runtime settings applied as a real run applies them (``channels_last``: NHWC tensors, in which oneDNN's CPU
+  convolutions are faster): images kept as a uint8 tensor on the device; per-batch index, crop/flip and
+  the vectorised ``MultiResolutionStack`` on the device with a step-seeded ``torch.Generator``; the epoch-end log
+  line and checkpoint included.
 * ``reference``: written the way the published notebook trains: float32 numpy arrays on the host, a numpy
-  permutation, per-image numpy crop/flip, ``torch.Tensor(batch).to(device)`` every step, and the per-image
-  Python-loop stack with numpy noise (``ReferenceStack``, benchmarks/perf/reference_stack.py). Its time is
-  also split into data+augmentation / stack / model step, which shows where the difference comes from.
+  permutation, per-image numpy crop/flip, ``torch.Tensor(batch).to(device)`` every step, the per-image
+  Python-loop stack with numpy noise (``ReferenceStack``, benchmarks/perf/reference_stack.py), and PyTorch's
+  default NCHW layout. Its time is also split into data+augmentation / stack / model step, which shows where
+  the difference comes from.
 
     python -m benchmarks.perf.train_throughput            # from the repository root; writes results/
 
-Target (issue 3): ours >= 3x the reference on the CPU. Both sides run the same model step, so by Amdahl's law
-the speed-up cannot exceed (reference time) / (reference model-step time): the table prints that bound.
+Target (issue 3): ours >= 3x the reference on the CPU. The table also prints the bound on the speed-up that
+a free stack and data path alone would give, (reference time) / (reference model-step time): beyond it, only
+a faster model step (the layout) helps. The model step is mostly convolutions, near the CPU's fp32 FMA peak.
 
-Threads: one by default. On the shared 2-core machine (load 3-5 from other jobs) two OpenMP threads per
-process spin at every barrier while the other thread waits for a core, and small steps slow down tenfold at
-random (seen: the tiny model at 27 instead of 650 img/s), which makes timings meaningless; ``--threads 2``
-is there for a quiet machine.
+Threads: both sides run with the same torch thread count, once per value of ``--threads`` (default: 1 and
+every core). On a shared machine two OpenMP threads per process spin at every barrier while the other
+thread waits for a core, and small steps slow down tenfold at random, so the load average before and after
+is logged: trust a run only when it was low.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import copy
 import dataclasses
 import datetime
+import itertools
 import os
 import platform
 import statistics
@@ -92,7 +97,8 @@ def run_ours(
     trainer = Trainer(args, recipe, recipe_path, DistInfo())
     trainer.train_x = torch.from_numpy(x_uint8).permute(0, 3, 1, 2).contiguous()
     trainer.train_y = torch.from_numpy(y)
-    trainer.model = build_model(recipe)
+    trainer.set_runtime()  # the recipe's speed settings for the CPU, as a real run applies them
+    trainer.init_model()
     start, cpu = time.perf_counter(), time.process_time()
     trainer.run_stage("backbone", recipe.backbone_stage, None)
     return time.perf_counter() - start, time.process_time() - cpu
@@ -149,23 +155,29 @@ def run_reference(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="recipes whose model/batch to use")
-    ap.add_argument("--steps", type=int, default=6, help="optimiser steps per timed run")
+    ap.add_argument("--steps", type=int, default=24, help="optimiser steps per timed run")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per side (median reported)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, both sides (default 1: see above)")
+    ap.add_argument(
+        "--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1],
+        help="torch CPU thread counts to measure, both sides alike (default: 1 and every core; see above)",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
     log = Log()
     load_before = os.getloadavg()
     cpu_name = device_info(torch.device("cpu"), DistInfo())["name"]
-    threads = f"{args.threads} thread{'s' if args.threads != 1 else ''}"
-    log(f"training throughput on the CPU ({cpu_name}, {os.cpu_count()} cores, {threads}), torch {torch.__version__}")
+    threads = ", ".join(map(str, args.threads))
+    log(
+        f"training throughput on the CPU ({cpu_name}, {os.cpu_count()} cores), threads {threads}, "
+        f"torch {torch.__version__}"
+    )
     log(f"load average before: {load_before[0]:.2f} (other jobs share this CPU)")
 
     # Real CIFAR-10 images (the 500 shipped with the package, repeated as needed): offline everywhere.
     x_all, y_all = load_uint8("cifar10", "test", n_examples=500)
     rows: list[dict[str, Any]] = []
-    for recipe_name in args.recipes:
+    for threads, recipe_name in itertools.product(args.threads, args.recipes):
+        torch.set_num_threads(threads)
         recipe_path = REPO_ROOT / recipe_name
         recipe = load_recipe(recipe_path)
         bs = recipe.backbone_stage.batch_size
@@ -194,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(
             {
                 "recipe": recipe_name,
+                "threads": threads,
+                "channels_last": recipe.runtime.channels_last,
                 "model": recipe.model_config(),
                 "batch_size": bs,
                 "steps": args.steps,
@@ -206,18 +220,20 @@ def main(argv: list[str] | None = None) -> None:
                     "split_s (median)": median_parts,
                 },
                 "speedup": ours_ips / ref_ips,
-                "speedup_bound_same_model_step": statistics.median(ref_s) / median_parts["model_step"],
+                "speedup_bound_free_stack_and_data": statistics.median(ref_s) / median_parts["model_step"],
                 "speedup_cpu_time": statistics.median(ref_cpu) / statistics.median(ours_cpu),
                 "meets_target": ours_ips / ref_ips >= TARGET,
             }
         )
 
     log()
-    header = f"{'recipe (model)':<48} {'batch':>5} {'reference img/s':>16} {'ours img/s':>11} {'speed-up':>9}"
+    header = (
+        f"{'recipe (model)':<48} {'threads':>7} {'batch':>5} {'reference img/s':>16} {'ours img/s':>11} {'speed-up':>9}"
+    )
     log(header + f" {'(CPU time)':>10}")
     for row in rows:
         log(
-            f"{row['recipe']:<48} {row['batch_size']:>5} {row['reference']['images_per_s']:>16.0f} "
+            f"{row['recipe']:<48} {row['threads']:>7} {row['batch_size']:>5} {row['reference']['images_per_s']:>16.0f} "
             f"{row['ours']['images_per_s']:>11.0f} {row['speedup']:>8.2f}x {row['speedup_cpu_time']:>9.2f}x"
             + ("" if row["meets_target"] else f"   (below the {TARGET:g}x target)")
         )
@@ -227,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         p = row["reference"]["split_s (median)"]
         total = sum(p.values())
         log(
-            f"  {row['recipe']:<46} " + " / ".join(f"{v:.2f} s ({100 * v / total:.0f}%)" for v in p.values())
-            + f" -> {row['speedup_bound_same_model_step']:.2f}x"
+            f"  {row['recipe']:<46} {row['threads']} thr: "
+            + " / ".join(f"{v:.2f} s ({100 * v / total:.0f}%)" for v in p.values())
+            + f" -> {row['speedup_bound_free_stack_and_data']:.2f}x"
         )  # fmt: skip
     load_after = os.getloadavg()
     log(f"load average after: {load_after[0]:.2f}")

@@ -1,0 +1,127 @@
+"""Score zoo checkpoints with the adaptive attacks of :mod:`eee_zoo.adaptive` and keep the results.
+
+    python -m benchmarks.adaptive NAME [--n-examples 200] [--seed 0] [--n-iter 100] [--eot-iter 20]
+
+Results go beside the AutoAttack ones, one folder down:
+``benchmarks/results/<dataset>/<threat model>/<name>/adaptive/adaptive_eps8-255_n200_seed0_<sha12>.{json,log}``
+(the file name also carries the attack settings when they differ from the defaults). A rerun of the same
+configuration must reproduce the stored outcomes or the file is kept and the run fails. The leaderboard lists
+these results in their own table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo.adaptive import ADAPTIVE_ATTACKS, AdaptiveResult, adaptive_evaluate
+
+from .results import RESULTS_DIR, ResultsError, eps_tag
+from .run import parse_eps
+
+__all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
+
+DEFAULTS = {"n_iter": 100, "eot_iter": 20, "eval_draws": 10}
+
+
+def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None) -> Path:
+    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", result["model_name"])
+    name = f"adaptive_eps{eps_tag(result['eps'], result['threat_model'])}_n{result['n_examples']}_seed{result['seed']}"
+    for key, default in DEFAULTS.items():
+        if result[key] != default:
+            name += f"_{key.replace('_', '')}{result[key]}"
+    if result["attacks"] != list(ADAPTIVE_ATTACKS):
+        name += "_" + "+".join(result["attacks"])
+    name += f"_{result['checkpoint_sha256'][:12]}.json"
+    return root / result["dataset"] / result["threat_model"] / safe / "adaptive" / name
+
+
+def save_adaptive(result: AdaptiveResult, results_dir: str | Path | None = None) -> Path:
+    """Write the result and its summary atomically; refuse to replace a stored result this run did not reproduce."""
+    if result.data.get("source") != "eee_zoo.data.load_dataset":
+        raise ResultsError("adaptive results files hold evaluations on images loaded by eee_zoo.data.load_dataset")
+    data = result.to_dict()
+    path = adaptive_path(data, results_dir)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("outcomes") != data["outcomes"] or old.get("batch_size") != data["batch_size"]:
+            raise ResultsError(
+                f"{path}: this rerun did not reproduce the stored result (robust {old.get('robust_correct')} there, "
+                f"{data['robust_correct']} now) or used another batch size; keeping the stored file"
+            )
+    atomic_write_json(path, data)
+    atomic_write_text(path.with_suffix(".log"), result.summary() + "\n")
+    return path
+
+
+def iter_adaptive(results_dir: str | Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    return [(p, json.loads(p.read_text())) for p in sorted(root.glob("*/*/*/adaptive/*.json"))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+", help="checkpoint names (see `eee-zoo list`)")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--threat-model", default="Linf")
+    parser.add_argument("--n-examples", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
+    parser.add_argument("--attacks", nargs="+", choices=ADAPTIVE_ATTACKS, default=list(ADAPTIVE_ATTACKS))
+    parser.add_argument("--n-iter", type=int, default=DEFAULTS["n_iter"], help="APGD iterations per attack")
+    parser.add_argument("--eot-iter", type=int, default=DEFAULTS["eot_iter"], help="draws per step of eot-mean")
+    parser.add_argument("--eval-draws", type=int, default=DEFAULTS["eval_draws"], help="draws judging each image")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--cards-dir", default=None)
+    parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
+    parser.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard at the end")
+    args = parser.parse_args(argv)
+
+    from eee_zoo.loading import load_model
+
+    for name in args.names:
+        model = load_model(
+            name,
+            args.dataset,
+            args.threat_model,
+            model_dir=args.model_dir,
+            device=args.device,
+            cards_dir=args.cards_dir,
+        )
+        result = adaptive_evaluate(
+            model,
+            args.n_examples,
+            args.dataset,
+            args.threat_model,
+            eps=args.eps,
+            attacks=args.attacks,
+            n_iter=args.n_iter,
+            eot_iter=args.eot_iter,
+            eval_draws=args.eval_draws,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            data_dir=args.data_dir,
+        )
+        path = save_adaptive(result, args.results_dir)
+        print(result.summary())
+        print(f"-> {path}")
+    if not args.no_leaderboard and args.results_dir is None:
+        from .leaderboard import build
+
+        print(f"leaderboard: {build()['markdown']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Adaptive attacks (eee_zoo.adaptive): real APGD from pyautoattack on the tiny trained self-ensemble.
+
+Attack settings are cut (a few iterations, few draws) so that the tests take seconds; the behaviour they check
+(seeded determinism, the cascade's bookkeeping, breaking everything at a large budget, clear errors) does not
+depend on the attack's strength.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model
+from eee_zoo.adaptive import ADAPTIVE_ATTACKS, adaptive_evaluate
+from eee_zoo.data import load_cifar10
+from eee_zoo.models import SelfEnsemble
+
+pytest.importorskip("pyautoattack")
+
+FAST = {"n_iter": 4, "eot_iter": 2, "eval_draws": 3, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, torch.Tensor]:
+    return train_tiny_model(copy.deepcopy(TINY_CONFIG)).state_dict()
+
+
+@pytest.fixture
+def model(weights: dict[str, torch.Tensor]) -> SelfEnsemble:
+    m = SelfEnsemble.from_config(copy.deepcopy(TINY_CONFIG))
+    m.load_state_dict(weights)
+    return m.eval().set_stochastic(True)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    return load_cifar10(n_examples=20)
+
+
+def test_same_seed_same_result_and_state_restored(model: SelfEnsemble, data) -> None:
+    torch.manual_seed(123)
+    global_state = torch.get_rng_state()
+    seed_before = model.stack.seed
+    a = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
+    assert torch.equal(torch.get_rng_state(), global_state), "the caller's global RNG must be left alone"
+    assert model.stack.seed == seed_before and model.stochastic
+    b = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
+    assert a.outcomes == b.outcomes
+    assert (a.clean_correct, a.robust_correct) == (b.clean_correct, b.robust_correct)
+    assert a.robust_accuracy_mean_over_draws == b.robust_accuracy_mean_over_draws
+
+
+def test_bookkeeping_is_consistent(model: SelfEnsemble, data) -> None:
+    r = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=0, **FAST)
+    assert r.attacks == list(ADAPTIVE_ATTACKS)
+    assert len(r.outcomes) == 20 and set(r.outcomes) <= {"-", "R", "1", "2", "3"}
+    assert r.clean_correct == 20 - r.outcomes.count("-")
+    assert r.robust_correct == r.outcomes.count("R") <= r.clean_correct
+    remaining = [s.robust for s in r.steps]
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] == r.robust_correct
+    assert r.steps[0].attacked == r.clean_correct  # the first attack sees every image right on all clean draws
+    lo, hi = r.robust_interval
+    assert lo <= r.robust_accuracy <= hi
+    assert 0.0 <= r.robust_accuracy_mean_over_draws <= r.clean_accuracy_mean_over_draws <= 1.0
+    assert "robust accuracy" in r.summary() and r.to_dict()["kind"] == "adaptive"
+
+
+def test_a_large_budget_breaks_every_image(model: SelfEnsemble, data) -> None:
+    r = adaptive_evaluate(model, 20, inputs=data, eps=0.5, attacks=["transfer-det-mean"], seed=0, **FAST)
+    assert r.clean_correct > 0
+    assert r.robust_correct == 0, r.outcomes
+
+
+def test_perturbations_stay_in_the_budget(model: SelfEnsemble, data) -> None:
+    from eee_zoo.adaptive import _run_attack
+
+    x, y = data
+    eps = 4 / 255
+    for attack in ADAPTIVE_ATTACKS:
+        x_adv = _run_attack(attack, model, x[:8], y[:8], eps, "Linf", 3, 2, seed=0)
+        assert x_adv.shape == x[:8].shape
+        assert float((x_adv - x[:8]).abs().max()) <= eps + 1e-6
+        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+
+
+def test_bad_arguments_are_named(model: SelfEnsemble, data) -> None:
+    with pytest.raises(ValueError, match="attacks must be distinct names"):
+        adaptive_evaluate(model, 4, inputs=data, attacks=["pgd"], **FAST)
+    with pytest.raises(TypeError, match="self-ensemble"):
+        adaptive_evaluate(nn.Sequential(nn.Flatten(), nn.Linear(3072, 10)).eval(), 4, inputs=data, **FAST)
+    with pytest.raises(ValueError, match="training mode"):
+        adaptive_evaluate(model.train(), 4, inputs=data, **FAST)
+    model.eval()
+    with pytest.raises(ValueError, match="eval_draws"):
+        adaptive_evaluate(model, 4, inputs=data, **{**FAST, "eval_draws": 0})
