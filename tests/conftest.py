@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +15,7 @@ from eee_zoo.models import SelfEnsemble
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+N_TRAIN_PREFIX = 512  # training images decoded for the tests (the tiny recipe uses 256)
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +43,30 @@ def shared_data_dir() -> Path:
     if not (SHARED_DATA / "cifar10" / "test.webp.npz").exists():
         pytest.skip(f"shared CIFAR packs not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def make_cifar_dir(root: Path, shared_data: Path) -> Path:
+    """``root/cifar10/test.npz`` (the full split, by the shared unpack.py) + ``train.npz`` (its first 512 images).
+
+    Made once per session (about 5 s); later calls find it.
+    """
+    from training.make_shipped_slice import decode_pack
+
+    test = root / "cifar10" / "test.npz"
+    if not test.exists():
+        cmd = [sys.executable, str(shared_data / "unpack.py"), str(root), "--only", "cifar10", "--split", "test"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    train = root / "cifar10" / "train.npz"
+    if not train.exists():
+        x, y = decode_pack(shared_data / "cifar10" / "train.webp.npz", N_TRAIN_PREFIX)
+        np.savez(train, x=x, y=y)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_npz_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
+    """The session's decoded CIFAR-10 folder in the npz layout (see :func:`make_cifar_dir`)."""
+    return make_cifar_dir(tmp_path_factory.getbasetemp() / "cifar_npz", shared_data_dir)
 
 
 def pytest_configure(config: pytest.Config) -> None:

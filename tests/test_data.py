@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import N_TRAIN_PREFIX
 
 from eee_zoo import load_cifar10, load_cifar100
 from eee_zoo.data import DATASETS, ENV_VAR, SHIPPED_SLICE, load_dataset, load_uint8, sha256_array
@@ -23,30 +24,6 @@ if str(REPO_ROOT) not in sys.path:  # training/ is a repository folder, not an i
 
 FIRST_TEN_CIFAR10_TEST = [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
 FIRST_TEN_CIFAR100_TEST = [49, 33, 72, 51, 71, 92, 15, 14, 23, 0]
-N_TRAIN_PREFIX = 512
-
-
-def make_cifar_dir(root: Path, shared_data: Path) -> Path:
-    """``root/cifar10/test.npz`` (the full split, by the shared unpack.py) + ``train.npz`` (its first 512 images).
-
-    Made once per session (about 5 s); later calls find it.
-    """
-    from training.make_shipped_slice import decode_pack
-
-    test = root / "cifar10" / "test.npz"
-    if not test.exists():
-        cmd = [sys.executable, str(shared_data / "unpack.py"), str(root), "--only", "cifar10", "--split", "test"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    train = root / "cifar10" / "train.npz"
-    if not train.exists():
-        x, y = decode_pack(shared_data / "cifar10" / "train.webp.npz", N_TRAIN_PREFIX)
-        np.savez(train, x=x, y=y)
-    return root
-
-
-@pytest.fixture(scope="session")
-def cifar_npz_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
-    return make_cifar_dir(tmp_path_factory.getbasetemp() / "cifar_npz", shared_data_dir)
 
 
 @pytest.fixture

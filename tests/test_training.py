@@ -19,8 +19,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # training/ is a repository folder, not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
-from test_data import make_cifar_dir  # noqa: E402  (the session's decoded CIFAR-10 folder)
-
 from eee_zoo.commands import train as train_command  # noqa: E402
 from training import adversarial  # noqa: E402
 from training.augment import crop_flip  # noqa: E402
@@ -32,11 +30,6 @@ TINY_NAME = "Tiny_Airbench_CrossMax"
 STEPS_PER_STAGE = 4  # 256 images / batch 64
 
 
-@pytest.fixture(scope="session")
-def cifar_dir(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
-    return make_cifar_dir(tmp_path_factory.getbasetemp() / "cifar_npz", shared_data_dir)
-
-
 def train(run_dir: Path, data_dir: Path, *extra: str, recipe: Path = TINY) -> int:
     return main(["--recipe", str(recipe), "--out", str(run_dir), "--data-dir", str(data_dir), "--no-progress", *extra])
 
@@ -46,15 +39,15 @@ def model_state(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, cifar_dir: Path) -> Path:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, cifar_npz_dir: Path) -> Path:
     """One uninterrupted run of the tiny recipe with export (a few seconds)."""
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
-    assert train(run_dir, cifar_dir) == 0
+    assert train(run_dir, cifar_npz_dir) == 0
     return run_dir
 
 
 # ------------------------------------------------------------------------------------------- end to end
-def test_tiny_recipe_trains_exports_and_loads(tiny_run: Path, cifar_dir: Path) -> None:
+def test_tiny_recipe_trains_exports_and_loads(tiny_run: Path, cifar_npz_dir: Path) -> None:
     from eee_zoo import load_cifar10, load_model
     from eee_zoo.data import load_uint8
 
@@ -90,7 +83,7 @@ def test_tiny_recipe_trains_exports_and_loads(tiny_run: Path, cifar_dir: Path) -
         assert model(x).shape == (8, 10)
 
     # the loaded model reproduces the run's accuracy exactly (same images, same stack seed)
-    xu, yu = load_uint8("cifar10", "test", cifar_dir, n_examples=200)
+    xu, yu = load_uint8("cifar10", "test", cifar_npz_dir, n_examples=200)
     again = evaluate_clean(
         model,
         torch.from_numpy(xu).permute(0, 3, 1, 2).contiguous(),
@@ -115,21 +108,21 @@ def test_card_records_the_training(tiny_run: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- resume
 def test_interrupted_and_resumed_run_ends_with_identical_weights(
-    tiny_run: Path, cifar_dir: Path, tmp_path: Path
+    tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    assert train(run_dir, cifar_dir, "--no-export", "--stop-after-steps", "2") == 0  # mid backbone epoch
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--stop-after-steps", "2") == 0  # mid backbone epoch
     partial = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
     assert partial["position"] == {"stage": "backbone", "epoch": 0, "step": 2} and partial["steps_done"] == 2
     assert not (run_dir / "results.json").exists()
     # mid heads epoch (FGSM adversarial training there)
-    assert train(run_dir, cifar_dir, "--no-export", "--resume", "--stop-after-steps", "6") == 0
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--resume", "--stop-after-steps", "6") == 0
     assert torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)["position"] == {
         "stage": "heads",
         "epoch": 0,
         "step": 2,
     }
-    assert train(run_dir, cifar_dir, "--no-export", "--resume") == 0
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--resume") == 0
     resumed, uninterrupted = model_state(run_dir), model_state(tiny_run)
     assert set(resumed) == set(uninterrupted)
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
@@ -137,12 +130,12 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(
     b = json.loads((tiny_run / "results.json").read_text())["clean_accuracy"]
     assert a == b
     assert len(json.loads((run_dir / "run_info.json").read_text())["sessions"]) == 3
-    assert train(run_dir, cifar_dir, "--no-export", "--resume") == 0  # a finished run: nothing to do
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--resume") == 0  # a finished run: nothing to do
     assert all(torch.equal(model_state(run_dir)[k], v) for k, v in resumed.items())
     assert json.loads((run_dir / "run_info.json").read_text())["sessions"][-1]["steps_done"] == 2 * STEPS_PER_STAGE
 
 
-def test_hard_killed_run_resumes_to_identical_weights(tiny_run: Path, cifar_dir: Path, tmp_path: Path) -> None:
+def test_hard_killed_run_resumes_to_identical_weights(tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path) -> None:
     import signal
     import time
 
@@ -151,7 +144,7 @@ def test_hard_killed_run_resumes_to_identical_weights(tiny_run: Path, cifar_dir:
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, "-m", "training.train", "--recipe", str(recipe), "--out", str(run_dir)]
-    cmd += ["--data-dir", str(cifar_dir), "--no-progress", "--no-export"]
+    cmd += ["--data-dir", str(cifar_npz_dir), "--no-progress", "--no-export"]
     cmd += ["--threads", str(torch.get_num_threads())]  # CPU results are bit-exact for one thread count
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -163,22 +156,22 @@ def test_hard_killed_run_resumes_to_identical_weights(tiny_run: Path, cifar_dir:
         proc.wait(timeout=60)
     killed_at = torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)["position"]
     assert killed_at["stage"] in ("backbone", "heads"), killed_at  # killed mid-way, not after the end
-    assert main(["--recipe", str(recipe), "--out", str(run_dir), "--data-dir", str(cifar_dir), "--resume"]
+    assert main(["--recipe", str(recipe), "--out", str(run_dir), "--data-dir", str(cifar_npz_dir), "--resume"]
                 + ["--no-progress", "--no-export"]) == 0  # fmt: skip
     resumed, uninterrupted = model_state(run_dir), model_state(tiny_run)
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
 
 def test_resume_refuses_another_recipe_and_fresh_run_refuses_old_dir(
-    tiny_run: Path, cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     changed = tmp_path / "changed.yaml"
     data = yaml.safe_load(TINY.read_text())
     data["backbone_stage"]["optimizer"]["lr"] = 0.07
     changed.write_text(yaml.safe_dump(data))
-    assert train(tiny_run, cifar_dir, "--resume", recipe=changed) == 1
+    assert train(tiny_run, cifar_npz_dir, "--resume", recipe=changed) == 1
     assert "backbone_stage.optimizer.lr" in capsys.readouterr().err
-    assert train(tiny_run, cifar_dir) == 1  # no --resume on a directory holding a run
+    assert train(tiny_run, cifar_npz_dir) == 1  # no --resume on a directory holding a run
     assert "--resume" in capsys.readouterr().err
 
 
@@ -320,11 +313,11 @@ def test_crop_flip_is_seeded_and_moves_pixels() -> None:
 
 
 # ------------------------------------------------------------------------------------------- CLI, DDP
-def test_eee_zoo_train_command(cifar_dir: Path, tmp_path: Path) -> None:
+def test_eee_zoo_train_command(cifar_npz_dir: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser(prog="eee-zoo train")
     train_command.add_arguments(parser)
     args = parser.parse_args(
-        ["--recipe", str(TINY), "--out", str(tmp_path / "run"), "--data-dir", str(cifar_dir), "--no-progress"]
+        ["--recipe", str(TINY), "--out", str(tmp_path / "run"), "--data-dir", str(cifar_npz_dir), "--no-progress"]
         + ["--no-export", "--stop-after-steps", "1"]
     )
     assert train_command.run(args) == 0
@@ -343,14 +336,14 @@ def test_cli_reports_a_bad_recipe_in_one_line(tmp_path: Path, capsys: pytest.Cap
     assert err.startswith("eee-zoo: error:") and "heads_stage.optimizer.momentum" in err and "\n" not in err
 
 
-def test_two_process_ddp_run_exports_one_consistent_checkpoint(cifar_dir: Path, tmp_path: Path) -> None:
+def test_two_process_ddp_run_exports_one_consistent_checkpoint(cifar_npz_dir: Path, tmp_path: Path) -> None:
     from eee_zoo import load_model
     from eee_zoo.hub import export  # noqa: F401  (the export path must exist for rank 0)
 
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    cmd += ["-m", "training.train", "--recipe", str(TINY), "--out", str(run_dir), "--data-dir", str(cifar_dir)]
+    cmd += ["-m", "training.train", "--recipe", str(TINY), "--out", str(run_dir), "--data-dir", str(cifar_npz_dir)]
     cmd += ["--no-progress"]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # also runnable as a file: python benchmarks/perf/stack_throughput.py
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.perf.log import Log  # noqa: E402
 from benchmarks.perf.reference_stack import ReferenceStack  # noqa: E402
 from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.models import MultiResolutionStack, SelfEnsemble  # noqa: E402
@@ -53,17 +54,6 @@ ENSEMBLE_CONFIG: dict[str, Any] = {
     "aggregator": "crossmax",
     "k": 3,
 }
-
-
-class Log:
-    """Print and remember every line, so the log file holds exactly what was printed."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 class PrecomputedStack(torch.nn.Module):

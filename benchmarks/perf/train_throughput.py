@@ -52,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # also runnable as a file: python benchmarks/perf/train_throughput.py
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.perf.log import Log  # noqa: E402
 from benchmarks.perf.reference_stack import ReferenceStack  # noqa: E402
 from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.data import load_uint8  # noqa: E402
@@ -61,17 +62,6 @@ from training.train import DistInfo, Trainer, build_model, device_info, make_opt
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET = 3.0
 DEFAULT_RECIPES = ("training/recipes/tiny.yaml", "training/recipes/cifar10_airbench_crossmax.yaml")
-
-
-class Log:
-    """Print and remember every line, so the log file holds exactly what was printed."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def bench_recipe(recipe: Recipe, images: np.ndarray, labels: np.ndarray, steps: int) -> Recipe:
