@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard at the end")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     from eee_zoo.loading import load_model
 

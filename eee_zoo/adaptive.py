@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -60,6 +61,8 @@ __all__ = ["ADAPTIVE_ATTACKS", "AdaptiveResult", "adaptive_evaluate"]
 ADAPTIVE_ATTACKS = ("transfer-det", "transfer-det-mean", "eot-mean")
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed")
 RESULT_FORMAT = 1
+
+logger = logging.getLogger(__name__)
 
 
 class _MeanOfPredictors(nn.Module):
@@ -230,11 +233,20 @@ def adaptive_evaluate(
                 seconds[attack] += time.perf_counter() - t0
                 attacked[attack] += len(idx)
                 broken = ~hits_adv.all(dim=0)
-                x_final[idx] = torch.where(broken.view(-1, 1, 1, 1), x_adv, x_final[idx])
+                x_final[idx] = x_adv  # the breaking example, or the latest attempt on an image still standing
+                logger.info(
+                    "images %d-%d: %s broke %d of %d in %.1f s",
+                    start,
+                    start + len(yb) - 1,
+                    attack,
+                    int(broken.sum()),
+                    len(idx),
+                    time.perf_counter() - t0,
+                )
                 for i in idx[broken].tolist():
                     outcomes[start + i] = str(k + 1)
                 robust[idx[broken]] = False
-            # The last images standing, judged draw by draw (clean-wrong images count as misses).
+            # Every image's final adversarial example, judged draw by draw (clean-wrong images count as misses).
             final_hits = _judge(model, x_final, yb, eval_draws, batch_seed + 1000)
             ok_clean = torch.tensor([outcomes[start + i] != "-" for i in range(len(yb))], device=device)
             adv_draw_hits += int((final_hits & ok_clean).sum())
