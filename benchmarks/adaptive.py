@@ -24,7 +24,7 @@ from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.adaptive import ADAPTIVE_ATTACKS, AdaptiveResult, adaptive_evaluate
 
 from .results import RESULTS_DIR, ResultsError, eps_tag
-from .run import parse_eps
+from .run import parse_eps, selected_checkpoints
 
 __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
 
@@ -69,9 +69,10 @@ def iter_adaptive(results_dir: str | Path | None = None) -> list[tuple[Path, dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="+", help="checkpoint names (see `eee-zoo list`)")
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--threat-model", default="Linf")
+    parser.add_argument("names", nargs="*", help="checkpoint names (see `eee-zoo list`)")
+    parser.add_argument("--all", action="store_true", help="every card (filtered by --dataset/--threat-model)")
+    parser.add_argument("--dataset", default=None, help="cifar10 or cifar100 (default: cifar10; with --all: any)")
+    parser.add_argument("--threat-model", default=None, help="Linf or L2 (default: Linf; with --all: any)")
     parser.add_argument("--n-examples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
@@ -91,11 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from eee_zoo.loading import load_model
 
-    for name in args.names:
+    for name, dataset, threat_model in selected_checkpoints(args):
         model = load_model(
             name,
-            args.dataset,
-            args.threat_model,
+            dataset,
+            threat_model,
             model_dir=args.model_dir,
             device=args.device,
             cards_dir=args.cards_dir,
@@ -103,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = adaptive_evaluate(
             model,
             args.n_examples,
-            args.dataset,
-            args.threat_model,
+            dataset,
+            threat_model,
             eps=args.eps,
             attacks=args.attacks,
             n_iter=args.n_iter,

@@ -26,7 +26,7 @@ from .results import RESULTS_DIR, card_results, results_file_reference, save_res
 
 __all__ = [
     "add_evaluation_arguments", "build_parser", "default_state_dir", "evaluation_kwargs", "main", "parse_eps",
-    "run_one",
+    "run_one", "selected_checkpoints",
 ]  # fmt: skip
 
 STATE_ENV = "EEE_ZOO_STATE_DIR"
@@ -119,14 +119,14 @@ def run_one(
     return result, path
 
 
-def _selected(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+def selected_checkpoints(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     from eee_zoo.registry import list_cards
 
     if args.all:
         cards = list_cards("*", args.dataset, args.threat_model, cards_dir=args.cards_dir)
         return [(c.name, c.dataset, c.threat_model) for c in cards]
     if not args.names:
-        raise SystemExit("python -m benchmarks.run: give checkpoint names or --all")
+        raise SystemExit("give checkpoint names or --all")
     return [(name, args.dataset or "cifar10", args.threat_model or "Linf") for name in args.names]
 
 
@@ -203,7 +203,7 @@ def evaluation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    selected = _selected(args)
+    selected = selected_checkpoints(args)
     kwargs = evaluation_kwargs(args)
     for name, dataset, threat_model in selected:
         result, path = run_one(name, dataset=dataset, threat_model=threat_model, **kwargs)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The zoo's evaluations, exactly as run for the committed results (benchmarks/results/) and cards.
-# Resumable: re-running continues from AutoAttack's state files. CPU-sized n; see README for intervals.
-#   bash benchmarks/zoo_evaluation.sh            (EEE_ZOO_DATA may point at unpacked CIFAR arrays)
+# Resumable: re-running continues from AutoAttack's state files, and a rerun of a configuration already in
+# benchmarks/results/ must reproduce it. CPU-sized n; see README for intervals.
+#   bash benchmarks/zoo_evaluation.sh [NAME ...]   (default: every card; EEE_ZOO_DATA may point at CIFAR arrays)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$#" -gt 0 ]; then models=("$@"); else models=(--all); fi
 
 # Deterministic inference mode, AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square).
-python -m benchmarks.run --all --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress
+python -m benchmarks.run "${models[@]}" --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress
 # The deployed stochastic mode, AutoAttack rand (APGD-CE + APGD-DLR with 20 EOT samples per step).
-python -m benchmarks.run --all --version rand --n-examples 100 --seed 0 --write-card --no-progress
+python -m benchmarks.run "${models[@]}" --version rand --n-examples 100 --seed 0 --write-card --no-progress
+# Adaptive attacks (eee_zoo.adaptive): transfer from the deterministic mode, a mean-of-logits surrogate of
+# CrossMax, EOT on the surrogate; judged on 10 draws of the deployed model.
+python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0

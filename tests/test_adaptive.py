@@ -96,3 +96,31 @@ def test_bad_arguments_are_named(model: SelfEnsemble, data) -> None:
     model.eval()
     with pytest.raises(ValueError, match="eval_draws"):
         adaptive_evaluate(model, 4, inputs=data, **{**FAST, "eval_draws": 0})
+
+
+def test_results_file_round_trip_and_leaderboard_table(model: SelfEnsemble, tmp_path) -> None:
+    import json
+
+    from benchmarks.adaptive import adaptive_path, iter_adaptive, save_adaptive
+    from benchmarks.leaderboard import render_adaptive
+    from benchmarks.results import ResultsError
+
+    result = adaptive_evaluate(model, 8, eps=8 / 255, seed=0, **FAST)  # the shipped slice, via load_dataset
+    path = save_adaptive(result, tmp_path)
+    assert path == adaptive_path(result.to_dict(), tmp_path)
+    assert path.parent.name == "adaptive" and "_niter4_eotiter2_evaldraws3_" in path.name
+    assert path.with_suffix(".log").read_text().startswith(result.model_name)
+    assert save_adaptive(result, tmp_path) == path  # a rerun that reproduces the file is accepted
+    stored = json.loads(path.read_text())
+    stored["outcomes"] = "R" * 8 if result.outcomes != "R" * 8 else "-" * 8
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ResultsError, match="did not reproduce"):
+        save_adaptive(result, tmp_path)
+    [(found, data)] = iter_adaptive(tmp_path)
+    assert found == path
+    table = "\n".join(render_adaptive([("ref.json", result.to_dict())]))
+    assert "## Adaptive attacks" in table and f"| {result.n_examples} | `ref.json` |" in table
+
+    caller_inputs = adaptive_evaluate(model, 4, inputs=load_cifar10(n_examples=4), seed=0, **FAST)
+    with pytest.raises(ResultsError, match="load_dataset"):
+        save_adaptive(caller_inputs, tmp_path)
