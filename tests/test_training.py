@@ -66,6 +66,8 @@ def test_tiny_recipe_trains_exports_and_loads(tiny_run: Path, cifar_npz_dir: Pat
     assert info["recipe"] == "training/recipes/tiny.yaml" and info["seed"] == 0
     assert info["versions"]["torch"] and "commit" in info["git"] and info["device"]["type"] == "cpu"
     assert info["sessions"][-1]["status"] == "done" and info["wall_time_s"] > 0
+    # the recipe's channels_last applies on the CPU too; bfloat16 autocast is CUDA-only
+    assert info["sessions"][-1]["runtime"] == {"amp_bfloat16": False, "channels_last": True}
     assert (tiny_run / "train.log").read_text().count("epoch 1/1") == 2
     state = torch.load(tiny_run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
     assert state["position"]["stage"] == "done"
