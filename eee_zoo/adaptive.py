@@ -334,9 +334,11 @@ def _run_attack(
         eot_iter=eot_iter if stochastic else 1,
         device=x.device,
     )
-    # APGD seeds torch's global RNG (random start) and the stack draws from the model's generator: keep the
-    # caller's global state as it was, and seed the model's draws per attack and batch.
+    # APGD draws its random start from torch's global RNG and, with best_loss=True, does not seed it itself:
+    # seed it here, inside a forked RNG state so that the caller's stays as it was. The stack draws from the
+    # model's own generator, seeded per attack and batch.
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
         model.set_stochastic(stochastic)
         model.manual_seed(seed)
         try:

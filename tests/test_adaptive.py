@@ -47,6 +47,7 @@ def test_same_seed_same_result_and_state_restored(model: SelfEnsemble, data) -> 
     a = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
     assert torch.equal(torch.get_rng_state(), global_state), "the caller's global RNG must be left alone"
     assert model.stack.seed == seed_before and model.stochastic
+    torch.manual_seed(456)  # the caller's global RNG state must not matter (APGD draws its start from it)
     b = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
     assert a.outcomes == b.outcomes
     assert (a.clean_correct, a.robust_correct) == (b.clean_correct, b.robust_correct)
@@ -124,3 +125,14 @@ def test_results_file_round_trip_and_leaderboard_table(model: SelfEnsemble, tmp_
     caller_inputs = adaptive_evaluate(model, 4, inputs=load_cifar10(n_examples=4), seed=0, **FAST)
     with pytest.raises(ResultsError, match="load_dataset"):
         save_adaptive(caller_inputs, tmp_path)
+
+
+def test_attacks_do_not_depend_on_the_callers_global_rng(model: SelfEnsemble, data) -> None:
+    from eee_zoo.adaptive import _run_attack
+
+    x, y = data
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        runs.append(_run_attack("eot-mean", model, x[:8], y[:8], 8 / 255, "Linf", 3, 2, seed=0))
+    assert torch.equal(runs[0], runs[1])
