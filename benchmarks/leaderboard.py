@@ -169,6 +169,10 @@ def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _floor_percent(fraction: float) -> float:
+    return math.floor(round(fraction * 10000, 6)) / 100  # floored like percent_floor; round() drops float dust
+
+
 def render_adaptive(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     """Markdown table of the adaptive-attack results (``benchmarks.adaptive``), one row per results file."""
     if not entries:
@@ -178,12 +182,14 @@ def render_adaptive(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
         "",
         "`python -m benchmarks.adaptive` (eee_zoo.adaptive): APGD-CE transferred from the deterministic mode, the "
         "same through a mean-of-logits surrogate of CrossMax, and APGD-CE with EOT on that surrogate, run in "
-        "cascade; an image is robust only if the deployed stochastic model is right on every judging draw "
-        "(clean and after every attack). Clopper-Pearson 95 % intervals; accuracies floored to 0.01.",
+        "cascade; an image counts only if the deployed stochastic model is right on every judging draw "
+        "(clean and after every attack); the mean over draws is the per-draw accuracy on the same images (after "
+        "the attacks: on each image's final adversarial example). Clopper-Pearson 95 % intervals; accuracies "
+        "floored to 0.01.",
         "",
-        "| Model | Dataset / threat | eps | Attacks (APGD iterations, EOT draws, judging draws) | Clean accuracy "
-        "| Robust accuracy | Robust, mean over draws | n | Results file |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+        "| Model | Dataset / threat | eps | Attacks (APGD iterations, EOT draws, judging draws) | Clean, every draw "
+        "| Clean, mean over draws | Robust, every draw | Robust, mean over draws | n | Results file |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for ref, r in entries:
         clean_lo, clean_hi = interval_percent(r["clean_interval"])
@@ -193,8 +199,9 @@ def render_adaptive(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
             f"| {eps_tag(r['eps'], r['threat_model']).replace('-', '/')} "
             f"| {', '.join(r['attacks'])} ({r['n_iter']}, {r['eot_iter']}, {r['eval_draws']}) "
             f"| {percent_floor(r['clean_correct'], r['n_examples']):.2f} [{clean_lo:.2f}, {clean_hi:.2f}] "
+            f"| {_floor_percent(r['clean_accuracy_mean_over_draws']):.2f} "
             f"| {percent_floor(r['robust_correct'], r['n_examples']):.2f} [{rob_lo:.2f}, {rob_hi:.2f}] "
-            f"| {math.floor(r['robust_accuracy_mean_over_draws'] * 10000) / 100:.2f} "
+            f"| {_floor_percent(r['robust_accuracy_mean_over_draws']):.2f} "
             f"| {r['n_examples']} | `{ref}` |"
         )
     lines.append("")
