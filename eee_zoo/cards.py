@@ -390,7 +390,9 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
         "accuracy than AutoAttack for the published models (Zhang et al. 2024, *Gradient Masking All-at-Once: "
         "Ensemble Everything Everywhere Is Not Robust*, [arXiv:2411.14834](https://arxiv.org/abs/2411.14834)). "
         "Treat the numbers above as upper bounds on the true robustness, not as certified or "
-        "adaptive-attack-verified figures.\n"
+        "adaptive-attack-verified figures. This zoo's own adaptive attacks (transfer from the deterministic mode, "
+        "a smooth surrogate of CrossMax, EOT; `python -m benchmarks.adaptive`) and their results are in the "
+        "zoo's leaderboard, `benchmarks/LEADERBOARD.md`.\n"
     )
     return "\n".join(parts)
 
