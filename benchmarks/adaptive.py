@@ -23,7 +23,7 @@ from typing import Any
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.adaptive import ADAPTIVE_ATTACKS, AdaptiveResult, adaptive_evaluate
 
-from .results import RESULTS_DIR, ResultsError, eps_tag
+from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, results_file_reference
 from .run import parse_eps, selected_checkpoints
 
 __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
@@ -86,11 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cards-dir", default=None)
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
+    parser.add_argument("--write-card", action="store_true", help="copy the robust accuracy into the model card")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard at the end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     from eee_zoo.loading import load_model
+
+    if args.write_card:  # fail before the attacks, not after
+        root = Path(args.results_dir) if args.results_dir is not None else RESULTS_DIR
+        results_file_reference(root / "x.json", root)
 
     for name, dataset, threat_model in selected_checkpoints(args):
         model = load_model(
@@ -119,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = save_adaptive(result, args.results_dir)
         print(result.summary())
         print(f"-> {path}")
+        if args.write_card:
+            from eee_zoo.cards import set_results
+
+            ref = results_file_reference(path, args.results_dir)
+            set_results(model.eee_info["card_path"], adaptive_card_results(result.to_dict(), ref))
+            print(f"card updated: {model.eee_info['card_path']}")
     if not args.no_leaderboard and args.results_dir is None:
         from .leaderboard import build
 

@@ -124,6 +124,8 @@ class AdaptiveResult:
         d = dataclasses.asdict(self)
         d["format_version"] = RESULT_FORMAT
         d["kind"] = "adaptive"
+        d["version"] = "adaptive"  # read by the results and card tools beside AutoAttack's versions
+        d["stochastic"] = True  # judged on the deployed stochastic model
         return d
 
     def summary(self) -> str:

@@ -317,7 +317,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
     if not results:
         return ""
     rows = [
-        "| Metric | AutoAttack | Threat model | Inference | Accuracy (%) | Correct / n | Seed | Results file |",
+        "| Metric | Attack | Threat model | Inference | Accuracy (%) | Correct / n | Seed | Results file |",
         "|---|---|---|---|---:|---:|---:|---|",
     ]
     for r in sorted(results, key=lambda r: (r["metric"] != "clean_accuracy", r["version"] or "", -r["n_examples"])):
@@ -325,12 +325,19 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
         threat = f"{r['norm']}, eps = {format_eps(r['eps'], r['norm'])}" if robust else "-"
         mode = {True: "stochastic", False: "deterministic", None: "-"}[r.get("stochastic")]
         rows.append(
-            f"| {'Robust' if robust else 'Clean'} | {r['version'] if robust else '-'} | {threat} | {mode} "
+            f"| {'Robust' if robust else 'Clean'} | {_attack_label(r) if robust else '-'} | {threat} | {mode} "
             f"| {r['value']:.2f} "
             f"| {r['correct']} / {r['n_examples']} | {'-' if r['seed'] is None else r['seed']} "
             f"| `{r['results_file']}` |"
         )
     return "\n".join(rows)
+
+
+def _attack_label(result: dict[str, Any]) -> str:
+    if result["version"] == "adaptive":  # eee_zoo.adaptive: right on every judging draw counts as robust
+        draws = result.get("eval_draws")
+        return "adaptive attacks" + (f" (right on all {draws} draws)" if draws else "")
+    return f"AutoAttack {result['version']}"
 
 
 # ---------------------------------------------------------------------------------------------- body

@@ -136,3 +136,19 @@ def test_attacks_do_not_depend_on_the_callers_global_rng(model: SelfEnsemble, da
         torch.manual_seed(global_seed)
         runs.append(_run_attack("eot-mean", model, x[:8], y[:8], 8 / 255, "Linf", 3, 2, seed=0))
     assert torch.equal(runs[0], runs[1])
+
+
+def test_card_entry_is_backed_by_its_results_file(model: SelfEnsemble, tmp_path) -> None:
+    from benchmarks.adaptive import save_adaptive
+    from benchmarks.results import ResultsError, adaptive_card_results, load_result
+    from eee_zoo.cards import results_table, validate_result
+
+    result = adaptive_evaluate(model, 8, eps=8 / 255, seed=0, **FAST)
+    data = load_result(save_adaptive(result, tmp_path))  # readable by the AutoAttack results tools too
+    assert data["version"] == "adaptive" and data["stochastic"] is True
+    [entry] = adaptive_card_results(data, "benchmarks/results/x.json")
+    entry = validate_result(entry, threat_model="Linf")
+    assert entry["correct"] == result.robust_correct and entry["eval_draws"] == FAST["eval_draws"]
+    assert "adaptive attacks (right on all 3 draws)" in results_table([entry])
+    with pytest.raises(ResultsError, match="not an adaptive"):
+        adaptive_card_results({**data, "kind": None}, "x.json")

@@ -130,7 +130,7 @@ def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> N
     ]
     text = path.read_text()
     assert "A hand-written note." in text and "custom_key" in text
-    assert "| Robust | rand | Linf, eps = 8/255 | - | 50.00 | 2 / 4 |" in text
+    assert "| Robust | AutoAttack rand | Linf, eps = 8/255 | - | 50.00 | 2 / 4 |" in text
     assert "No results yet" not in text
     assert card.best_result("robust_accuracy", "rand")["n_examples"] == 8
 
