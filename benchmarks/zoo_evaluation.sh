@@ -15,4 +15,4 @@ python -m benchmarks.run "${models[@]}" --version rand --n-examples 100 --seed 0
 #   python -m benchmarks.run Airbench_CPU_CrossMax --version rand --n-examples 500 --seed 0 --write-card --no-progress
 # Adaptive attacks (eee_zoo.adaptive): transfer from the deterministic mode, a mean-of-logits surrogate of
 # CrossMax, EOT on the surrogate; judged on 10 draws of the deployed model.
-python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0
+python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-card
