@@ -489,7 +489,7 @@ def _eval_results(card: ZooCard) -> list[EvalResult]:
         args = {k: v for k, v in r.items() if k not in ("metric", "value")}
         robust = r["metric"] == "robust_accuracy"
         label = (
-            f"Robust accuracy (AutoAttack {r['version']}, {r['norm']} eps={format_eps(r['eps'], r['norm'])})"
+            f"Robust accuracy ({_attack_label(r)}, {r['norm']} eps={format_eps(r['eps'], r['norm'])})"
             if robust
             else "Clean accuracy"
         )
