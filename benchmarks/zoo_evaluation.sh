@@ -11,8 +11,10 @@ if [ "$#" -gt 0 ]; then models=("$@"); else models=(--all); fi
 python -m benchmarks.run "${models[@]}" --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress
 # The deployed stochastic mode, AutoAttack rand (APGD-CE + APGD-DLR with 20 EOT samples per step).
 python -m benchmarks.run "${models[@]}" --version rand --n-examples 100 --seed 0 --write-card --no-progress
-# Also run once for Airbench_CPU_CrossMax, a larger rand sample (log: zoo_evaluation_Airbench_CPU_CrossMax_rand_n500.log):
-#   python -m benchmarks.run Airbench_CPU_CrossMax --version rand --n-examples 500 --seed 0 --write-card --no-progress
+# Also run once per checkpoint, a larger rand sample (logs: zoo_evaluation_<NAME>_rand_n500.log):
+#   python -m benchmarks.run NAME --version rand --n-examples 500 --seed 0 --write-card --no-progress
+# (the FGSM run's final leaderboard rebuild failed on a code change made while it ran; its results file and card
+# were written first, and the leaderboard was rebuilt afterwards with python -m benchmarks.leaderboard)
 # Adaptive attacks (eee_zoo.adaptive): transfer from the deterministic mode, a mean-of-logits surrogate of
 # CrossMax, EOT on the surrogate; judged on 10 draws of the deployed model.
 python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-card

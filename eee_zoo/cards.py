@@ -336,7 +336,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 def _attack_label(result: dict[str, Any]) -> str:
     if result["version"] == "adaptive":  # eee_zoo.adaptive: right on every judging draw counts as robust
         draws = result.get("eval_draws")
-        return "adaptive attacks" + (f" (right on all {draws} draws)" if draws else "")
+        return "adaptive attacks" + (f", right on all {draws} draws" if draws else "")
     return f"AutoAttack {result['version']}"
 
 

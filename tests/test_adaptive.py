@@ -149,6 +149,6 @@ def test_card_entry_is_backed_by_its_results_file(model: SelfEnsemble, tmp_path)
     [entry] = adaptive_card_results(data, "benchmarks/results/x.json")
     entry = validate_result(entry, threat_model="Linf")
     assert entry["correct"] == result.robust_correct and entry["eval_draws"] == FAST["eval_draws"]
-    assert "adaptive attacks (right on all 3 draws)" in results_table([entry])
+    assert "adaptive attacks, right on all 3 draws" in results_table([entry])
     with pytest.raises(ResultsError, match="not an adaptive"):
         adaptive_card_results({**data, "kind": None}, "x.json")
