@@ -153,3 +153,13 @@ def test_real_subprocess_entry_point() -> None:
         [sys.executable, "-m", "eee_zoo.cli", "list", "--dataset", "nope"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "unknown dataset 'nope'" in result.stderr
+
+
+def test_adaptive_prints_the_result_as_json(cards: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("pyautoattack")
+    argv = ["adaptive", "Tiny-10", "--cards-dir", str(cards), "--n-examples", "4", "--n-iter", "2"]
+    assert run([*argv, "--eot-iter", "2", "--eval-draws", "2", "--seed", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "adaptive" and result["model_name"] == "Tiny-10" and result["n_examples"] == 4
+    assert result["seed"] == 3 and len(result["outcomes"]) == 4
+    assert run(["adaptive", "No-Such-Model", "--cards-dir", str(cards)]) == 1
