@@ -138,9 +138,6 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except (OSError, ValueError) as e:
         raise ResultsError(f"{path}: not a readable JSON results file ({e})") from e
-    if data.get("kind") == "adaptive":  # benchmarks.adaptive results (files written before these keys existed too)
-        data.setdefault("version", "adaptive")
-        data.setdefault("stochastic", True)
     required = ("model_name", "checkpoint_sha256", "dataset", "threat_model", "version", "eps", "n_examples", "seed")
     missing = [k for k in (*required, "clean_correct", "robust_correct") if k not in data]
     if missing:

@@ -53,6 +53,7 @@ from .evaluation import (
     _parse_threat_model,
     _preserve_model_seeds,
     _resolve_device,
+    _versions,
     clopper_pearson_interval,
 )
 
@@ -221,8 +222,9 @@ def adaptive_evaluate(
             batch_seed = seed * 1_000_003 + start  # per-batch seeds: a batch's result does not depend on others
             hits = _judge(model, xb, yb, eval_draws, batch_seed)
             clean_draw_hits += int(hits.sum())
-            robust = hits.all(dim=0)
-            for i in torch.nonzero(~robust).flatten().tolist():
+            clean_ok = hits.all(dim=0)
+            robust = clean_ok.clone()
+            for i in torch.nonzero(~clean_ok).flatten().tolist():
                 outcomes[start + i] = "-"
             x_final = xb.clone()
             for k, attack in enumerate(attacks):
@@ -250,8 +252,7 @@ def adaptive_evaluate(
                 robust[idx[broken]] = False
             # Every image's final adversarial example, judged draw by draw (clean-wrong images count as misses).
             final_hits = _judge(model, x_final, yb, eval_draws, batch_seed + 1000)
-            ok_clean = torch.tensor([outcomes[start + i] != "-" for i in range(len(yb))], device=device)
-            adv_draw_hits += int((final_hits & ok_clean).sum())
+            adv_draw_hits += int((final_hits & clean_ok).sum())
 
     n = n_examples
     clean_correct = sum(o != "-" for o in outcomes)
@@ -355,15 +356,3 @@ def _restore_stochastic(model: nn.Module, stochastic: bool) -> Iterator[None]:
         yield
     finally:
         model.set_stochastic(stochastic)
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"torch": torch.__version__}
-    for dist in ("pyautoattack", "eee-zoo"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
