@@ -21,21 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
-from eee_zoo.adaptive import ADAPTIVE_ATTACKS, AdaptiveResult, adaptive_evaluate
+from eee_zoo.adaptive import ADAPTIVE_ATTACKS, DEFAULT_SETTINGS, AdaptiveResult, adaptive_evaluate
+from eee_zoo.commands.adaptive import add_attack_arguments, attack_kwargs
 
 from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, results_file_reference
 from .run import parse_eps, selected_checkpoints
 
 __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
 
-DEFAULTS = {"n_iter": 100, "eot_iter": 20, "eval_draws": 10}
-
 
 def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None) -> Path:
     root = Path(results_dir) if results_dir is not None else RESULTS_DIR
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", result["model_name"])
     name = f"adaptive_eps{eps_tag(result['eps'], result['threat_model'])}_n{result['n_examples']}_seed{result['seed']}"
-    for key, default in DEFAULTS.items():
+    for key, default in DEFAULT_SETTINGS.items():
         if result[key] != default:
             name += f"_{key.replace('_', '')}{result[key]}"
     if result["attacks"] != list(ADAPTIVE_ATTACKS):
@@ -74,15 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, help="cifar10 or cifar100 (default: cifar10; with --all: any)")
     parser.add_argument("--threat-model", default=None, help="Linf or L2 (default: Linf; with --all: any)")
     parser.add_argument("--n-examples", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
-    parser.add_argument("--attacks", nargs="+", choices=ADAPTIVE_ATTACKS, default=list(ADAPTIVE_ATTACKS))
-    parser.add_argument("--n-iter", type=int, default=DEFAULTS["n_iter"], help="APGD iterations per attack")
-    parser.add_argument("--eot-iter", type=int, default=DEFAULTS["eot_iter"], help="draws per step of eot-mean")
-    parser.add_argument("--eval-draws", type=int, default=DEFAULTS["eval_draws"], help="draws judging each image")
-    parser.add_argument("--batch-size", type=int, default=250)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data-dir", default=None)
+    add_attack_arguments(parser)
     parser.add_argument("--cards-dir", default=None)
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
@@ -106,21 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             cards_dir=args.cards_dir,
         )
-        result = adaptive_evaluate(
-            model,
-            args.n_examples,
-            dataset,
-            threat_model,
-            eps=args.eps,
-            attacks=args.attacks,
-            n_iter=args.n_iter,
-            eot_iter=args.eot_iter,
-            eval_draws=args.eval_draws,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            device=args.device,
-            data_dir=args.data_dir,
-        )
+        result = adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **attack_kwargs(args))
         path = save_adaptive(result, args.results_dir)
         print(result.summary())
         print(f"-> {path}")

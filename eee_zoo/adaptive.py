@@ -57,9 +57,11 @@ from .evaluation import (
     clopper_pearson_interval,
 )
 
-__all__ = ["ADAPTIVE_ATTACKS", "AdaptiveResult", "adaptive_evaluate"]
+__all__ = ["ADAPTIVE_ATTACKS", "DEFAULT_BATCH_SIZE", "DEFAULT_SETTINGS", "AdaptiveResult", "adaptive_evaluate"]
 
 ADAPTIVE_ATTACKS = ("transfer-det", "transfer-det-mean", "eot-mean")
+DEFAULT_SETTINGS = {"n_iter": 100, "eot_iter": 20, "eval_draws": 10}  # results file names omit these values
+DEFAULT_BATCH_SIZE = 250
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed")
 RESULT_FORMAT = 1
 
@@ -160,10 +162,10 @@ def adaptive_evaluate(
     *,
     eps: float | None = None,
     attacks: Sequence[str] = ADAPTIVE_ATTACKS,
-    n_iter: int = 100,
-    eot_iter: int = 20,
-    eval_draws: int = 10,
-    batch_size: int = 250,
+    n_iter: int = DEFAULT_SETTINGS["n_iter"],
+    eot_iter: int = DEFAULT_SETTINGS["eot_iter"],
+    eval_draws: int = DEFAULT_SETTINGS["eval_draws"],
+    batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     device: str | torch.device | None = None,
     data_dir: Any = None,
