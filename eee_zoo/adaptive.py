@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ._precision import strict_fp32
 from .evaluation import (
     _NUM_CLASSES,
     _PROBE_IMAGES,
@@ -154,6 +155,7 @@ class AdaptiveResult:
         return "\n".join(lines)
 
 
+@strict_fp32()  # TF32 off on GPUs: attacks and accuracies in true fp32
 def adaptive_evaluate(
     model: nn.Module,
     n_examples: int = 1000,

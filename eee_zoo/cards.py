@@ -17,6 +17,7 @@ holds the standard Hub keys, an ``eee_zoo`` block describing the checkpoint, and
       filename: model.safetensors
       sha256: 9f86d0...          # checked before the weights are loaded
       stochastic_inference: true
+      storage_dtype: bfloat16    # optional; absent = float32 (floating-point tensors as stored in the file)
       architecture: {...}        # == model.config; SelfEnsemble.from_config rebuilds it
       training: {recipe: training/recipes/x.yaml, seed: 0, ...}
     model-index:
@@ -30,6 +31,13 @@ holds the standard Hub keys, an ``eee_zoo`` block describing the checkpoint, and
           args: {correct: 415, n_examples: 1000, version: rand, norm: Linf, eps: 0.0313..., seed: 0,
                  results_file: benchmarks/results/....json}
 
+A sharded checkpoint (``hub.export(..., max_shard_size=...)``) names the standard Hugging Face index instead,
+whose sha256 is ``sha256``, and lists every shard (beside the index) with its own sha256::
+
+      filename: model.safetensors.index.json
+      sha256: 5e2b4c...
+      shards: {model-00001-of-00002.safetensors: 3b1f07..., model-00002-of-00002.safetensors: 77c0aa...}
+
 :func:`load_card` validates all of it and returns a typed :class:`ZooCard`; any problem raises
 :class:`CardError` naming the file and the field. This module knows nothing about torch.
 """
@@ -40,6 +48,7 @@ import contextlib
 import copy
 import math
 import os
+import posixpath
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,16 +62,21 @@ from huggingface_hub.utils import validate_repo_id
 from ._io import atomic_write_text
 
 __all__ = [
-    "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "METRICS", "THREAT_MODELS", "WEIGHTS_FILENAME",
-    "CardError", "ZooCard", "default_org", "default_repo_id", "format_eps", "is_valid_name", "load_card",
-    "parse_dataset", "parse_threat_model", "render_card", "result_identity", "results_table", "set_results",
-    "set_revision", "validate_result", "write_card",
+    "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "INDEX_FILENAME", "METRICS", "SHARD_PATTERN",
+    "STORAGE_DTYPES", "THREAT_MODELS", "WEIGHTS_FILENAME", "CardError", "ZooCard", "default_org", "default_repo_id",
+    "format_eps", "is_valid_name", "load_card", "parse_dataset", "parse_threat_model", "render_card",
+    "result_identity", "results_table", "set_results", "set_revision", "validate_result", "write_card",
 ]  # fmt: skip
 
 CARD_FORMAT_VERSION = 1
 CARD_FILENAME = "README.md"
 CONFIG_FILENAME = "config.json"
 WEIGHTS_FILENAME = "model.safetensors"
+INDEX_FILENAME = "model.safetensors.index.json"  # a sharded checkpoint: the standard Hugging Face index
+SHARD_PATTERN = "model{suffix}.safetensors"  # its shards: model-00001-of-00003.safetensors, ...
+# How floating-point tensors are stored; integer buffers (BatchNorm's num_batches_tracked) are kept as they are.
+STORAGE_DTYPES = ("float32", "bfloat16")
+DEFAULT_STORAGE_DTYPE = "float32"
 
 DEFAULT_ORG = "eee-zoo"
 ORG_ENV = "EEE_ZOO_HUB_ORG"
@@ -83,6 +97,8 @@ _META_KEY = "eee_zoo"
 _TASK_TYPE = "image-classification"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHARD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.safetensors$")
+_INDEX_SUFFIX = ".safetensors.index.json"
 _VALUE_TOLERANCE = 0.05 + 1e-6  # a stored percentage may be rounded to one decimal
 _RESULTS_START = "<!-- eee-zoo:results:start -->"
 _RESULTS_END = "<!-- eee-zoo:results:end -->"
@@ -162,6 +178,18 @@ class ZooCard:
     training: dict[str, Any] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
     card_path: Path | None = None
+    storage_dtype: str = DEFAULT_STORAGE_DTYPE
+    shards: dict[str, str] = field(default_factory=dict)  # shard file name (beside the index) -> sha256
+
+    @property
+    def sharded(self) -> bool:
+        """Whether ``filename`` is a Hugging Face index naming the :attr:`shards`."""
+        return bool(self.shards)
+
+    def shard_filenames(self) -> list[str]:
+        """The shards' paths in the repo (beside the index), in order; empty for a single-file checkpoint."""
+        folder = posixpath.dirname(self.filename)
+        return [posixpath.join(folder, name) for name in sorted(self.shards)]
 
     @property
     def folder(self) -> Path | None:
@@ -179,7 +207,10 @@ class ZooCard:
             "revision": self.revision,
             "filename": self.filename,
             "sha256": self.sha256,
+            **({"shards": dict(sorted(self.shards.items()))} if self.shards else {}),
             "stochastic_inference": self.stochastic_inference,
+            # Recorded only when not the default, so that older cards are rewritten unchanged.
+            **({"storage_dtype": self.storage_dtype} if self.storage_dtype != DEFAULT_STORAGE_DTYPE else {}),
             "architecture": copy.deepcopy(self.architecture),
             "training": copy.deepcopy(self.training),
         }
@@ -373,7 +404,7 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
         f"| Predictors | {', '.join(predictors)} |\n"
         f"| Aggregation | {aggregation} |\n"
         f"| Classes | {arch['num_classes']} |\n"
-        f"| Weights | `{card.filename}`, sha256 `{card.sha256}` |\n"
+        f"| Weights | {_weights_text(card)} |\n"
         f"| Hub | [`{card.repo_id}`]({hub_url}) at revision `{card.revision}` |\n"
     )
     parts.append(
@@ -402,6 +433,15 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
         "zoo's leaderboard, `benchmarks/LEADERBOARD.md`.\n"
     )
     return "\n".join(parts)
+
+
+def _weights_text(card: ZooCard) -> str:
+    text = f"`{card.filename}`, sha256 `{card.sha256}`"
+    if card.shards:
+        text += f"; {len(card.shards)} safetensors shards, each with its sha256 in this card's `eee_zoo.shards`"
+    if card.storage_dtype != DEFAULT_STORAGE_DTYPE:
+        text += f"; floating-point tensors stored in {card.storage_dtype} (loaded into float32)"
+    return text
 
 
 def _randomness_text(card: ZooCard, stack: dict[str, Any]) -> str:
@@ -532,6 +572,8 @@ def _parse_card(model_card: ModelCard, path: Path | None) -> ZooCard:
         stochastic_inference=f.boolean("stochastic_inference"),
         training=f.mapping("training", required=False) or {},
         card_path=path,
+        storage_dtype=f.string("storage_dtype", required=False) or DEFAULT_STORAGE_DTYPE,
+        shards=f.mapping("shards", required=False) or {},
     )
     _validate_card(card, path)  # the card's own fields first: results are checked against them
     card.results = _parse_results(data.eval_results or [], card, path)
@@ -579,15 +621,34 @@ def _validate_card(card: ZooCard, path: Path | None) -> None:
         raise CardError(path, f"{m}.repo_id", f"{card.repo_id!r} must be '<organisation>/<name>'")
     if not card.revision.strip() or any(c.isspace() for c in card.revision):
         raise CardError(path, f"{m}.revision", f"{card.revision!r} is not a branch, tag or commit")
+    _validate_shards(card, path)
     parts = card.filename.split("/")
-    if not card.filename.endswith(".safetensors") or card.filename.startswith("/") or ".." in parts:
-        raise CardError(path, f"{m}.filename", f"{card.filename!r} must be a relative path to a .safetensors file")
+    suffix = _INDEX_SUFFIX if card.shards else ".safetensors"
+    if not card.filename.endswith(suffix) or card.filename.startswith("/") or ".." in parts:
+        what = "a Hugging Face index (*.safetensors.index.json)" if card.shards else "a .safetensors file"
+        raise CardError(path, f"{m}.filename", f"{card.filename!r} must be a relative path to {what}")
     if not _SHA256_RE.match(card.sha256):
         raise CardError(path, f"{m}.sha256", f"{card.sha256!r} is not 64 lowercase hex digits")
+    if card.storage_dtype not in STORAGE_DTYPES:
+        problem = f"unknown storage dtype {card.storage_dtype!r}; choose one of {list(STORAGE_DTYPES)}"
+        raise CardError(path, f"{m}.storage_dtype", problem)
     if not isinstance(card.stochastic_inference, bool):
         raise CardError(path, f"{m}.stochastic_inference", "expected true or false")
     _validate_architecture(card, path)
     _validate_training(card.training, path)
+
+
+def _validate_shards(card: ZooCard, path: Path | None) -> None:
+    m = _META_KEY
+    if not isinstance(card.shards, dict):
+        raise CardError(path, f"{m}.shards", f"expected a mapping of shard file name to sha256, got {card.shards!r}")
+    if card.filename.endswith(_INDEX_SUFFIX) and not card.shards:
+        raise CardError(path, f"{m}.shards", f"missing: {card.filename!r} is an index; list every shard's sha256")
+    for name, sha in card.shards.items():
+        if not isinstance(name, str) or not _SHARD_NAME_RE.match(name) or ".." in name:
+            raise CardError(path, f"{m}.shards", f"{name!r} is not a shard file name (*.safetensors beside the index)")
+        if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+            raise CardError(path, f"{m}.shards.{name}", f"{sha!r} is not 64 lowercase hex digits")
 
 
 def _validate_architecture(card: ZooCard, path: Path | None) -> None:

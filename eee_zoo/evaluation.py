@@ -83,6 +83,7 @@ import torch
 import torch.nn as nn
 
 from ._io import atomic_write_json, atomic_write_text
+from ._precision import strict_fp32
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SIZE", "DEFAULT_EPS", "THREAT_MODELS", "VERSIONS",
@@ -414,6 +415,7 @@ def benchmark(
     return result.clean_accuracy, result.robust_accuracy
 
 
+@strict_fp32()  # TF32 off on GPUs: attacks and accuracies in true fp32
 def evaluate(
     model: nn.Module,
     n_examples: int = 10000,

@@ -1,8 +1,9 @@
 """``load_model``: the one build path for every checkpoint (RobustBench's call shape, timm's discipline).
 
-card -> ``SelfEnsemble.from_config(card.architecture)`` -> find weights -> sha256 check -> safetensors ->
+card -> ``SelfEnsemble.from_config(card.architecture)`` -> find weights -> sha256 checks -> safetensors ->
 ``load_state_dict(strict=True)`` -> eval -> inference mode from the card -> ``model.eee_info``.
-Weights are only ever read with ``safetensors`` (no pickle), and only after their sha256 matched the card.
+Weights are only ever read with ``safetensors`` (no pickle), and only after their sha256 matched the card (for a
+sharded checkpoint: the index's and every shard's).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .cards import CardError, ZooCard
-from .hub import card_info, resolve_weights, verify_sha256
+from .hub import card_info, read_index, resolve_weights, verify_weights
 from .models import SelfEnsemble
 from .registry import get_card
 
@@ -42,8 +43,8 @@ def load_model(
         name: the checkpoint's name (see ``eee_zoo.list_models()``).
         dataset: ``"cifar10"`` or ``"cifar100"`` (case-insensitive; RobustBench's enums work too).
         threat_model: ``"Linf"`` or ``"L2"`` (case-insensitive).
-        model_dir: a folder in RobustBench's layout, ``<model_dir>/<dataset>/<threat_model>/<name>.safetensors``,
-            searched first.
+        model_dir: a folder in RobustBench's layout, ``<model_dir>/<dataset>/<threat_model>/<name>.safetensors``
+            (a sharded checkpoint: ``<name>.safetensors.index.json`` with its shards beside it), searched first.
         revision: Hub revision to download instead of the card's pinned one.
         device: where to put the model.
         cards_dir: the cards root (default: ``$EEE_ZOO_CARDS`` or the shipped ``model_cards/``).
@@ -56,14 +57,15 @@ def load_model(
 
     Raises:
         UnknownModelError: no such checkpoint (the message suggests close names or the right dataset).
-        WeightsNotFoundError: the weights are nowhere to be found (the message says where it looked).
-        WeightsChecksumError: the weights' sha256 differs from the card's.
+        WeightsNotFoundError: the weights are nowhere to be found (the message says where it looked), or a shard
+            is missing beside its index (the message names it).
+        WeightsChecksumError: the weights' sha256 (a shard's, for a sharded checkpoint) differs from the card's.
         ValueError: malformed safetensors, or weights that do not fit the architecture.
     """
     card = get_card(name, dataset, threat_model, cards_dir=cards_dir)
     model = build_model(card)
     path, source = resolve_weights(card, model_dir=model_dir, revision=revision, cache_dir=cache_dir)
-    verify_sha256(path, card.sha256, card_path=card.card_path)  # before a single byte is parsed
+    verify_weights(card, path)  # every file, before a single tensor is parsed
     load_weights(model, path)
     model.to(device).eval()
     model.set_stochastic(card.stochastic_inference if stochastic is None else stochastic)
@@ -82,12 +84,18 @@ def build_model(card: ZooCard) -> SelfEnsemble:
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load a safetensors file into ``model`` strictly: every key present, none extra, every shape equal."""
+    """Load safetensors weights into ``model`` strictly: every key present, none extra, every shape equal.
+
+    ``path`` is a ``.safetensors`` file or a Hugging Face index (``*.safetensors.index.json``) whose shards lie
+    beside it; every tensor must be in the shard the index names. Floating-point tensors may be stored in another
+    floating-point dtype (``bfloat16`` storage): ``load_state_dict`` copies them into the model's dtype, exactly for
+    bfloat16 into float32. This checks shapes, not checksums: :func:`~eee_zoo.hub.verify_weights` does that first.
+    """
     path = Path(path)
-    try:
-        state = load_file(path)
-    except SafetensorError as e:
-        raise ValueError(f"{path} is not a valid safetensors file ({e})") from None
+    if path.name.endswith(".index.json"):
+        state = _load_sharded(path)
+    else:
+        state = _load_file(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -101,7 +109,41 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     ]
     if shapes:
         raise ValueError(f"{path} does not fit the architecture; shape mismatches (file vs model): {_preview(shapes)}")
+    dtypes = [
+        f"{k}: {state[k].dtype} vs {v.dtype}"
+        for k, v in expected.items()
+        if (state[k].dtype != v.dtype) and not (state[k].is_floating_point() and v.is_floating_point())
+    ]
+    if dtypes:
+        raise ValueError(f"{path} does not fit the architecture; dtype mismatches (file vs model): {_preview(dtypes)}")
     model.load_state_dict(state, strict=True)
+
+
+def _load_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except SafetensorError as e:
+        raise ValueError(f"{path} is not a valid safetensors file ({e})") from None
+
+
+def _load_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+    weight_map = read_index(index_path)["weight_map"]
+    state: dict[str, torch.Tensor] = {}
+    for name in sorted(set(weight_map.values())):
+        shard = index_path.parent / name
+        if not shard.is_file():
+            raise FileNotFoundError(f"shard {name!r} is missing: no {shard} beside its index {index_path}")
+        tensors = _load_file(shard)
+        misplaced = sorted(k for k in tensors if weight_map.get(k) != name)
+        if misplaced:
+            raise ValueError(
+                f"{shard} holds tensors its index {index_path} puts elsewhere (or nowhere): {_preview(misplaced)}"
+            )
+        state.update(tensors)
+    absent = sorted(set(weight_map) - set(state))
+    if absent:
+        raise ValueError(f"{index_path} names tensors that are in none of its shards: {_preview(absent)}")
+    return state
 
 
 def _preview(items: list[str], n: int = 5) -> str:

@@ -16,6 +16,7 @@ from eee_zoo.cards import (
     load_card,
     parse_dataset,
     parse_threat_model,
+    render_card,
     set_results,
     set_revision,
     validate_result,
@@ -195,6 +196,14 @@ def _drop(key: str):
     return edit
 
 
+def _shards(shards):
+    def edit(data):
+        data["eee_zoo"]["filename"] = "model.safetensors.index.json"
+        data["eee_zoo"]["shards"] = shards
+
+    return edit
+
+
 def _result_value(value):
     def edit(data):
         data.eval_results[0].metric_value = value
@@ -221,6 +230,14 @@ def _result_arg(key: str, value, index: int = 0):
         (_meta("threat_model", "L3"), "eee_zoo.threat_model"),
         (_meta("repo_id", "no spaces allowed/x y"), "eee_zoo.repo_id"),
         (_meta("filename", "model.bin"), "eee_zoo.filename"),
+        (_meta("storage_dtype", "float16"), "eee_zoo.storage_dtype"),
+        (_meta("filename", "model.safetensors.index.json"), "eee_zoo.shards"),  # an index needs its shards
+        (_meta("shards", {"model-00001-of-00001.safetensors": "0" * 64}), "eee_zoo.filename"),  # ... and vice versa
+        (_shards({"model-00001-of-00002.safetensors": "abc"}), "eee_zoo.shards.model-00001-of-00002.safetensors"),
+        (_shards({"../model-00001-of-00002.safetensors": "0" * 64}), "eee_zoo.shards"),
+        (_shards({"sub/model-00001-of-00002.safetensors": "0" * 64}), "eee_zoo.shards"),
+        (_shards({"model-00001-of-00002.bin": "0" * 64}), "eee_zoo.shards"),
+        (_shards(["model-00001-of-00002.safetensors"]), "eee_zoo.shards"),
         (_meta("name", "bad name!"), "eee_zoo.name"),
         (_meta("training", {"seed": "0"}), "eee_zoo.training.seed"),
         (_arch("num_classes", "10"), "eee_zoo.architecture.num_classes"),
@@ -266,6 +283,17 @@ def test_the_real_registry_loads() -> None:
     cards = list_cards(cards_dir=REPO_CARDS)
     assert len(cards) == len(REAL_CARDS)
     assert sorted({c.name for c in cards}) == sorted(list_models(cards_dir=REPO_CARDS))
+
+
+@pytest.mark.parametrize("path", REAL_CARDS, ids=[str(p.parent.relative_to(REPO_CARDS)) for p in REAL_CARDS])
+def test_real_card_metadata_round_trips_without_new_fields(path: Path) -> None:
+    """Single-file float32 cards written before sharding and storage_dtype existed read and rewrite unchanged."""
+    card = load_card(path)
+    assert card.shards == {} and card.storage_dtype == "float32" and not card.sharded
+    assert card.metadata() == ModelCard(path.read_text()).data["eee_zoo"]
+    weights_row = [line for line in str(render_card(card)).splitlines() if line.startswith("| Weights |")]
+    assert weights_row == [f"| Weights | `model.safetensors`, sha256 `{card.sha256}` |"]
+    assert weights_row[0] in path.read_text().splitlines()
 
 
 @pytest.mark.parametrize("path", REAL_CARDS, ids=[str(p.parent.relative_to(REPO_CARDS)) for p in REAL_CARDS])

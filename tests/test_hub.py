@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -19,10 +20,13 @@ from eee_zoo.hub import (
     export,
     push,
     resolve_weights,
+    stale_patterns,
+    upload_patterns,
     verify_folder,
     verify_sha256,
 )
 from eee_zoo.loading import load_model
+from eee_zoo.models import SelfEnsemble
 from eee_zoo.registry import card_folder
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -188,3 +192,144 @@ def test_push_checks_the_folder_before_any_upload(tmp_path: Path, tiny_model) ->
     weights.write_bytes(bytes(data))
     with pytest.raises(WeightsChecksumError, match="model.safetensors"):
         push(out, token="not-used")  # fails before HfApi is touched: offline-safe
+
+
+# ---------------------------------------------------------------------------------------------- sharded on the Hub
+SHARD_SIZE = 20_000  # bytes: several shards for the tiny model
+
+
+@pytest.fixture
+def sharded_hub_zoo(tmp_path: Path, tiny_model, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A sharded checkpoint whose card is in the registry; its index and shards are only in a Hub cache."""
+    exported = export(tiny_model, "Tiny", tmp_path / "export" / "Tiny", max_shard_size=SHARD_SIZE)
+    cards = tmp_path / "cards"
+    folder = card_folder("Tiny", cards_dir=cards)
+    folder.mkdir(parents=True)
+    shutil.copy(exported / "README.md", folder / "README.md")
+    set_revision(folder, COMMIT)
+    cache = tmp_path / "hf-cache"
+    repo = build_hub_cache(cache, load_card(folder).repo_id, exported, COMMIT)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    shards = sorted(load_card(folder).shards)
+    return {"cards": cards, "cache": cache, "repo": repo, "folder": folder, "export": exported, "shards": shards}
+
+
+def test_sharded_weights_load_from_the_offline_cache(sharded_hub_zoo: dict, tiny_model) -> None:
+    assert len(sharded_hub_zoo["shards"]) >= 3
+    model = load_model("Tiny", cards_dir=sharded_hub_zoo["cards"])
+    snapshot = sharded_hub_zoo["repo"] / "snapshots" / COMMIT
+    info = model.eee_info
+    assert info["weights_source"] == "hub" and info["revision"] == COMMIT
+    assert Path(info["weights_path"]) == snapshot / "model.safetensors.index.json"
+    assert [Path(s["path"]) for s in info["shards"]] == [snapshot / s for s in sharded_hub_zoo["shards"]]
+    assert same_logits(model, tiny_model)
+
+    set_revision(sharded_hub_zoo["folder"], "main")  # a branch: the shards come from the commit the index did
+    assert same_logits(load_model("Tiny", cards_dir=sharded_hub_zoo["cards"]), tiny_model)
+
+
+def test_shard_missing_from_the_cache_is_named(sharded_hub_zoo: dict) -> None:
+    missing = sharded_hub_zoo["shards"][1]
+    (sharded_hub_zoo["repo"] / "snapshots" / COMMIT / missing).unlink()
+    with pytest.raises(WeightsNotFoundError) as err:
+        load_model("Tiny", cards_dir=sharded_hub_zoo["cards"])
+    message = str(err.value)
+    assert message.startswith(f"shard '{missing}' of 'Tiny' (cifar10/Linf) not found (its index was)")
+    assert f"eee-zoo/cifar10-Linf-Tiny/{missing} at revision '{COMMIT}'" in message and "offline" in message
+    assert (
+        f"hf download eee-zoo/cifar10-Linf-Tiny model.safetensors.index.json {' '.join(sharded_hub_zoo['shards'])}"
+        in message
+    )
+
+
+def test_tampered_shard_blob_in_the_cache_is_refused(sharded_hub_zoo: dict) -> None:
+    name = sharded_hub_zoo["shards"][-1]
+    blob = (sharded_hub_zoo["repo"] / "snapshots" / COMMIT / name).resolve()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(WeightsChecksumError, match=rf"sha256 mismatch for .*{COMMIT}/{name}: "):
+        load_model("Tiny", cards_dir=sharded_hub_zoo["cards"])
+
+
+def test_sharded_index_missing_from_the_cache(sharded_hub_zoo: dict, tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError) as err:
+        load_model("Tiny", cards_dir=sharded_hub_zoo["cards"], revision=OTHER_COMMIT, model_dir=tmp_path / "models")
+    message = str(err.value)
+    assert str(tmp_path / "models" / "cifar10" / "Linf" / "Tiny.safetensors.index.json") in message
+    assert str(sharded_hub_zoo["folder"] / "model.safetensors.index.json") in message
+    assert "put the index and its shards at" in message
+
+
+def test_push_checks_every_shard_before_any_upload(tmp_path: Path, tiny_model) -> None:
+    out = export(tiny_model, "Tiny", tmp_path / "Tiny", max_shard_size=SHARD_SIZE)
+    card = verify_folder(out)
+    assert upload_patterns(card) == ["README.md", "config.json", "model.safetensors.index.json", *sorted(card.shards)]
+    assert stale_patterns(card) == [
+        "model.safetensors", "model.safetensors.index.json", "model-?????-of-?????.safetensors",
+    ]  # fmt: skip
+    shard = out / sorted(card.shards)[-1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(WeightsChecksumError, match=shard.name):
+        push(out, token="not-used")  # fails before HfApi is touched: offline-safe
+    shard.unlink()
+    with pytest.raises(WeightsNotFoundError, match=rf"shard '{shard.name}' of 'Tiny' is missing"):
+        push(out, token="not-used")
+
+
+# ---------------------------------------------------------------------------------------------- PyTorchModelHubMixin
+def test_save_pretrained_from_pretrained_round_trip(tmp_path: Path, tiny_model) -> None:
+    tiny_model.set_stochastic(False)
+    tiny_model.save_pretrained(tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((tmp_path / "saved" / "config.json").read_text()) == tiny_model.config
+    assert "library_name: eee-zoo" in (tmp_path / "saved" / "README.md").read_text()
+    model = SelfEnsemble.from_pretrained(tmp_path / "saved")
+    assert not model.training and model.stochastic is False and model.eee_info == {}
+    assert same_logits(model, tiny_model)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['k'\]"):
+        SelfEnsemble.from_pretrained(tmp_path / "saved", k=2)
+
+
+def test_save_pretrained_refuses_a_zoo_checkpoint_folder(tmp_path: Path, tiny_model) -> None:
+    out = export(tiny_model, "Tiny", tmp_path / "Tiny")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ValueError, match=r"holds an eee-zoo checkpoint.*export"):
+        tiny_model.save_pretrained(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("fixture", ["hub_zoo", "sharded_hub_zoo"])
+def test_from_pretrained_a_zoo_repo_in_the_offline_cache(request, fixture: str, tiny_model) -> None:
+    zoo = request.getfixturevalue(fixture)
+    repo_id = load_card(zoo["folder"]).repo_id
+    model = SelfEnsemble.from_pretrained(repo_id)  # main -> refs/main -> COMMIT, offline, $HF_HUB_CACHE
+    snapshot = zoo["repo"] / "snapshots" / COMMIT
+    assert model.eee_info["weights_source"] == "hub" and model.eee_info["revision"] == COMMIT
+    assert Path(model.eee_info["weights_path"]).parent == snapshot
+    assert model.stochastic is True and same_logits(model, tiny_model)
+    assert same_logits(SelfEnsemble.from_pretrained(repo_id, revision=COMMIT), tiny_model)
+    assert same_logits(SelfEnsemble.from_pretrained(zoo["export"]), tiny_model)  # the local folder
+
+    weights = snapshot / load_card(zoo["folder"]).filename
+    name = sorted(load_card(zoo["folder"]).shards)[-1] if fixture == "sharded_hub_zoo" else weights.name
+    blob = (snapshot / name).resolve()
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
+    with pytest.raises(WeightsChecksumError, match=rf"sha256 mismatch for .*{COMMIT}/{name}: "):
+        SelfEnsemble.from_pretrained(repo_id)  # the card in the repo pins every file
+
+
+def test_from_pretrained_a_plain_sharded_folder(tmp_path: Path, tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No zoo card (huggingface_hub's generic README): the index and its shards, strict shapes, no checksums."""
+    folder = export(tiny_model, "Tiny", tmp_path / "plain", max_shard_size=SHARD_SIZE)
+    (folder / "README.md").write_text("---\nlibrary_name: eee-zoo\n---\n\nA model.\n")
+    assert same_logits(SelfEnsemble.from_pretrained(folder), tiny_model)
+    cache = tmp_path / "hf-cache"
+    build_hub_cache(cache, "someone/plain", folder, COMMIT)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    model = SelfEnsemble.from_pretrained("someone/plain")  # model.safetensors absent: the index, then its shards
+    assert model.eee_info == {} and same_logits(model, tiny_model)

@@ -25,8 +25,9 @@ from typing import Any, Literal, Union
 import yaml
 
 __all__ = [
-    "AdversarialSpec", "AugmentSpec", "BackboneSpec", "DataSpec", "EvaluationSpec", "ModelSpec", "OptimizerSpec",
-    "Recipe", "RecipeError", "RuntimeSpec", "ScheduleSpec", "StackSpec", "StageSpec", "load_recipe", "parse_recipe",
+    "AdversarialSpec", "AugmentSpec", "BackboneSpec", "DataSpec", "EvaluationSpec", "ExportSpec", "ModelSpec",
+    "OptimizerSpec", "Recipe", "RecipeError", "RuntimeSpec", "ScheduleSpec", "StackSpec", "StageSpec", "load_recipe",
+    "parse_recipe",
 ]  # fmt: skip
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
@@ -152,6 +153,14 @@ class RuntimeSpec:
 
 
 @dataclass
+class ExportSpec:
+    """How the exported weights are stored (the model is evaluated as stored: see ``training.train``)."""
+
+    storage_dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16 halves the files of large backbones
+    max_shard_size: int | None = None  # bytes per safetensors shard (Hugging Face index); None: one file
+
+
+@dataclass
 class Recipe:
     """A whole training recipe (see ``training/recipes/*.yaml``)."""
 
@@ -166,6 +175,7 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
+    export: ExportSpec = field(default_factory=ExportSpec)
 
     @property
     def num_classes(self) -> int:
@@ -408,6 +418,8 @@ def _check_values(r: Recipe, source: str) -> None:
         fail("evaluation.monitor_examples", "must not exceed the number of test images (data.n_test)")
     if r.runtime.checkpoint_every_s <= 0:
         fail("runtime.checkpoint_every_s", f"must be > 0 seconds, got {r.runtime.checkpoint_every_s}")
+    if r.export.max_shard_size is not None and r.export.max_shard_size < 1:
+        fail("export.max_shard_size", f"must be a positive number of bytes or null, got {r.export.max_shard_size}")
 
     # Build the architecture once (on the CPU, no training) so that backbone names/arguments and taps fail now.
     import torch

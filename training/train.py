@@ -58,6 +58,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from eee_zoo._io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from eee_zoo._precision import strict_fp32
 from eee_zoo.commands.train import add_arguments
 from eee_zoo.data import load_uint8
 from eee_zoo.models import SelfEnsemble
@@ -315,14 +316,15 @@ def evaluate_clean(
     correct_agg = torch.zeros((), dtype=torch.long, device=device)
     try:
         for i in range(0, len(y), batch_size):
-            x = to_float(x_uint8[i : i + batch_size])
-            target = y[i : i + batch_size]
-            if predictors:
-                logits = model.predictor_logits(x, generator=gen)
-                correct_agg += (model.aggregate(logits).argmax(1) == target).sum()
-            else:
-                logits = model.backbone(model.stack(x, generator=gen)).unsqueeze(1)
-            correct += (logits.argmax(2) == target.unsqueeze(1)).sum(0)
+            with strict_fp32():  # TF32 off on GPUs: the accuracy of the model as a CPU computes it
+                x = to_float(x_uint8[i : i + batch_size])
+                target = y[i : i + batch_size]
+                if predictors:
+                    logits = model.predictor_logits(x, generator=gen)
+                    correct_agg += (model.aggregate(logits).argmax(1) == target).sum()
+                else:
+                    logits = model.backbone(model.stack(x, generator=gen)).unsqueeze(1)
+                correct += (logits.argmax(2) == target.unsqueeze(1)).sum(0)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -344,6 +346,14 @@ def evaluate_clean(
             "accuracy": 100.0 * int(correct_agg) / n,
         }
     return result
+
+
+def round_to_storage_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """Round every floating-point parameter and buffer to ``dtype`` and back, in place (the stored values)."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype))
 
 
 def format_accuracy(result: dict[str, Any]) -> str:
@@ -777,6 +787,10 @@ class Trainer:
             self.barrier()
             return None
         ev = r.evaluation
+        if r.export.storage_dtype != "float32":
+            # Round once, here: every accuracy below, and every later evaluation, is of the stored model.
+            round_to_storage_dtype(model, getattr(torch, r.export.storage_dtype))
+            logger.info("weights rounded to %s, the export's storage dtype", r.export.storage_dtype)
         evaluations = [
             evaluate_clean(
                 model,
@@ -832,8 +846,10 @@ class Trainer:
                 training=training,
                 description=r.description,
                 overwrite=True,
+                storage_dtype=r.export.storage_dtype,
+                max_shard_size=r.export.max_shard_size,
             )
-            weights_sha = sha256_file(export_dir / "model.safetensors")
+            weights_sha = cpu_model.eee_info["sha256"]  # of the index file when the weights are sharded
             logger.info("exported %s to %s (weights sha256 %s)", r.name, export_dir, weights_sha)
         results = {
             "name": r.name,

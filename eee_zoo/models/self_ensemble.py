@@ -5,18 +5,22 @@ classifier (BatchNorm + Linear on its flattened activations) and their logits, t
 backbone's own classifier, are aggregated with CrossMax.
 
 The model is fully described by a JSON-able ``config`` (what ``config.json`` and the model card hold);
-``SelfEnsemble.from_config(model.config)`` rebuilds the same architecture.
+``SelfEnsemble.from_config(model.config)`` rebuilds the same architecture. ``huggingface_hub``'s
+``PyTorchModelHubMixin`` adds ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` on top of that config.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 
 from .backbones import TappedBackbone, create_backbone
 from .crossmax import get_aggregator
@@ -52,8 +56,19 @@ class LinearHead(nn.Module):
         return self.linear(self.norm(x.flatten(1)))
 
 
-class SelfEnsemble(nn.Module):
+class SelfEnsemble(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="eee-zoo",
+    license="mit",
+    pipeline_tag="image-classification",
+    tags=["eee-zoo", "self-ensemble", "adversarial-robustness"],
+    paper_url="https://arxiv.org/abs/2408.05446",
+):
     """A multi-resolution self-ensemble taking images ``[B, 3, H, W]`` in [0, 1] and returning logits.
+
+    ``save_pretrained(dir)`` / ``from_pretrained(dir_or_repo_id)`` / ``push_to_hub(repo_id)`` come from
+    ``huggingface_hub.PyTorchModelHubMixin`` and use :attr:`config` as ``config.json``: see :meth:`_from_pretrained`.
 
     Args:
         backbone: a :class:`TappedBackbone` whose input has ``stack.out_channels`` channels.
@@ -253,3 +268,147 @@ class SelfEnsemble(nn.Module):
 
     def extra_repr(self) -> str:
         return f"predictors={self.predictor_names}, aggregator={self.aggregator!r}, k={self.k}"
+
+    # ------------------------------------------------------------------------------ huggingface_hub mixin
+    def save_pretrained(self, save_directory: str | os.PathLike, *, config: dict | None = None, **kwargs: Any) -> Any:
+        """``PyTorchModelHubMixin.save_pretrained``: ``model.safetensors`` (shards + index above 5 GB), the
+        ``config.json`` of :attr:`config` and, if the folder has none, huggingface_hub's generic ``README.md``.
+
+        A folder holding an eee-zoo card is refused: its card pins the weights' sha256, so rewrite it with
+        ``eee_zoo.hub.export(..., overwrite=True)`` instead.
+        """
+        if config is not None and config != self.config:
+            raise ValueError("SelfEnsemble.save_pretrained writes model.config; pass no other config")
+        readme = Path(save_directory) / "README.md"
+        if readme.is_file() and _zoo_card(readme) is not None:
+            raise ValueError(
+                f"{save_directory} holds an eee-zoo checkpoint (its card pins the weights' sha256); "
+                "use eee_zoo.hub.export(model, name, folder, overwrite=True) to rewrite it"
+            )
+        return super().save_pretrained(save_directory, config=self.config, **kwargs)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from huggingface_hub import save_torch_state_dict
+
+        from .._io import atomic_write_json
+        from ..cards import CONFIG_FILENAME, SHARD_PATTERN
+
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        save_torch_state_dict(state, save_directory, filename_pattern=SHARD_PATTERN, safe_serialization=True)
+        atomic_write_json(Path(save_directory) / CONFIG_FILENAME, self.config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ) -> SelfEnsemble:
+        """``PyTorchModelHubMixin.from_pretrained`` (see :meth:`_from_pretrained`), honouring ``HF_HUB_OFFLINE`` and
+        ``HF_HUB_CACHE`` as set when called (as ``load_model`` does), not only as they were at import."""
+        from ..hub import _offline, hub_cache_dir
+
+        return super().from_pretrained(
+            pretrained_model_name_or_path,
+            cache_dir=hub_cache_dir(cache_dir),
+            local_files_only=local_files_only or _offline(),
+            **kwargs,
+        )
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        map_location: str | torch.device = "cpu",
+        **model_kwargs: Any,
+    ) -> SelfEnsemble:
+        """Build ``from_config(config.json)`` and load the weights strictly (safetensors only), in eval mode.
+
+        When the folder or repo is an eee-zoo checkpoint (its ``README.md`` is a zoo card), the weights are the
+        card's (single file, or index + shards), each file's sha256 is checked before loading, the card's
+        inference mode is applied and ``model.eee_info`` is set, as ``load_model`` does. Otherwise (a
+        ``save_pretrained`` folder) ``model.safetensors`` or ``model.safetensors.index.json`` + shards are loaded;
+        there is no card to check them against. From the Hub, every file comes from one commit.
+        """
+        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        from .. import hub
+        from ..cards import INDEX_FILENAME, WEIGHTS_FILENAME
+        from ..loading import load_weights
+
+        if config is None:
+            raise ValueError(
+                f"{model_id}: no {constants.CONFIG_NAME}; SelfEnsemble.from_pretrained needs the architecture"
+            )
+        unknown = sorted(k for k, v in model_kwargs.items() if config.get(k, object()) != v)  # not just config's
+        if unknown:
+            raise TypeError(f"SelfEnsemble.from_pretrained got unexpected arguments {unknown}")
+        model = cls.from_config(config)
+        folder = Path(model_id)
+        local = folder.is_dir()
+        download = dict(cache_dir=cache_dir, force_download=force_download, token=token)
+        download["local_files_only"] = local_files_only or hub._offline()
+        commit = None  # from the Hub: the commit the first file came from, and every later file too
+        if local:
+            readme = folder / "README.md"
+        else:
+            try:
+                readme = Path(hf_hub_download(model_id, "README.md", revision=revision, **download))
+                commit = hub._snapshot_commit(readme, "README.md")
+            except EntryNotFoundError:
+                readme = None
+        card = _zoo_card(readme) if readme is not None and readme.is_file() else None
+        if card is not None:
+            if card.architecture != config:
+                raise ValueError(f"{model_id}: config.json differs from the architecture in its card {card.card_path}")
+            if local:
+                path = folder / card.filename
+                if not path.is_file():
+                    raise FileNotFoundError(
+                        f"{folder}: the card names weights {card.filename!r} but there is no {path}"
+                    )
+                hub._require_shards(card, path, str(folder))
+            else:
+                path = hub._download_weights(card, commit or revision, **download)
+            hub.verify_weights(card, path)  # every file, before a tensor is read
+        elif local:
+            path = folder / WEIGHTS_FILENAME
+            if not path.is_file() and (folder / INDEX_FILENAME).is_file():
+                path = folder / INDEX_FILENAME
+        else:
+            try:
+                path = Path(hf_hub_download(model_id, WEIGHTS_FILENAME, revision=commit or revision, **download))
+            except EntryNotFoundError:
+                path = Path(hf_hub_download(model_id, INDEX_FILENAME, revision=commit or revision, **download))
+                at = hub._snapshot_commit(path, INDEX_FILENAME) or commit or revision
+                for shard in sorted(set(hub.read_index(path)["weight_map"].values())):
+                    hf_hub_download(model_id, shard, revision=at, **download)
+        load_weights(model, path)
+        model.to(map_location).eval()
+        if card is not None:
+            model.set_stochastic(card.stochastic_inference)
+            source = "local_folder" if local else "hub"
+            model.eee_info = hub.card_info(card, weights_path=path, source=source, revision=commit or revision)
+        return model
+
+
+def _zoo_card(readme: Path) -> Any:
+    """The eee-zoo card in ``readme``, or None when it is some other model card (huggingface_hub's generic one)."""
+    from ..cards import CardError, load_card
+
+    try:
+        return load_card(readme)
+    except CardError as e:
+        if e.field == "eee_zoo":  # no eee_zoo block: not a zoo card; any other problem is a broken zoo card
+            return None
+        raise

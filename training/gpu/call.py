@@ -1,0 +1,332 @@
+"""One device call of the GPU queue: install carried data, train and evaluate what the queue asks, bundle.
+
+Run on the GPU machine from the repository root, the same command every call (training/gpu/README.md):
+
+    PYTHONPATH=$PWD:$PWD/.gpu/pylib python3 -m training.gpu.call --budget-s 540 [--carry .gpu/data/call1] [--perf]
+
+What it does, within ``--budget-s`` seconds (a step still running at the deadline is stopped; every step is
+resumable, so the next call, while the machine is warm, continues it):
+
+1. restores what earlier calls on this machine produced (kept in ``--work``, outside the copied tree);
+2. decodes the data parts in ``--carry`` and assembles complete splits (:mod:`training.gpu.data_parts`);
+3. with ``--perf``, measures GPU throughput once (``benchmarks.perf.gpu_throughput``) and smoke-tests the CUDA
+   paths on the tiny recipe;
+4. trains every queued entry whose dataset is complete (``python -m training.train --device cuda --resume``)
+   and publishes its exported folder into ``model_cards/``;
+5. runs the queue's evaluations (``python -m benchmarks.run`` / ``python -m benchmarks.adaptive`` with
+   ``--device cuda --write-card``): the first, the headline figure, right after each entry's training; the
+   others then, each over every trained entry;
+6. writes everything produced (run records, cards, sharded weights, results files, logs; no resumable
+   checkpoints) as ``$OUT/bundle.tgz.NN`` parts of at most 15 MiB, for ``python -m training.gpu.collect``.
+
+Steps run as subprocesses, exactly the commands a user would type, so their logs are the usual ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+QUEUE_FILE = Path("training/gpu/queue.yaml")  # relative to the repository root
+BUNDLE_PART_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
+BUNDLE_RESERVE_S = 25.0  # kept back from the budget for bundling
+MIN_STEP_S = 20.0  # a step is not started with less time than this left
+
+__all__ = ["Queue", "load_queue", "main"]
+
+
+# ------------------------------------------------------------------------------------------------ queue
+class Queue:
+    """``training/gpu/queue.yaml``: ordered entries (recipe, state) and ordered evaluations."""
+
+    STATES = ("queued", "trained", "evaluated")
+
+    def __init__(self, data: dict[str, Any], path: Path, repo: Path) -> None:
+        self.path, self.repo = path, repo
+        self.entries: list[dict[str, Any]] = list(data.get("entries") or [])
+        self.evaluations: list[dict[str, Any]] = list(data.get("evaluations") or [])
+        for i, e in enumerate(self.entries):
+            if set(e) - {"recipe", "state"} or "recipe" not in e or e.get("state", "queued") not in self.STATES:
+                raise ValueError(f"{path}: entries[{i}] must be {{recipe: PATH, state: {'|'.join(self.STATES)}}}")
+        for i, ev in enumerate(self.evaluations):
+            if ev.get("command") not in ("benchmarks.run", "benchmarks.adaptive") or not ev.get("name"):
+                raise ValueError(
+                    f"{path}: evaluations[{i}] needs a name and command benchmarks.run|benchmarks.adaptive"
+                )
+
+    def recipes(self) -> list[tuple[dict[str, Any], Any]]:
+        from training.recipe import load_recipe
+
+        return [(e, load_recipe(self.repo / e["recipe"])) for e in self.entries]
+
+
+def load_queue(path: Path = QUEUE_FILE, repo: Path = REPO) -> Queue:
+    """The queue file ``path`` (relative paths from ``repo``), its recipes resolved from ``repo``."""
+    path = repo / path
+    return Queue(yaml.safe_load(path.read_text()) or {}, path, repo)
+
+
+# ------------------------------------------------------------------------------------------------ a call
+class Call:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.repo: Path = args.repo
+        self.start = time.monotonic()
+        self.deadline = self.start + args.budget_s - BUNDLE_RESERVE_S
+        self.work: Path = args.work
+        self.mirror = self.work / "mirror"  # what this machine produced, relative to the repo root
+        self.done_dir = self.work / "done"
+        for d in (self.mirror, self.done_dir, self.work / "state"):
+            d.mkdir(parents=True, exist_ok=True)
+        n = len(list(self.work.glob("call-*.started"))) + 1
+        (self.work / f"call-{n}.started").touch()
+        self.lease = (self.work / "lease").read_text().strip() if (self.work / "lease").exists() else _stamp()
+        (self.work / "lease").write_text(self.lease)
+        self.log_dir = Path("training/gpu/logs") / self.lease
+        (self.repo / self.log_dir).mkdir(parents=True, exist_ok=True)
+        self.log_path = self.repo / self.log_dir / f"call{n}.log"
+        self.produced: set[str] = {str(self.log_dir)}
+        self.status: dict[str, str] = {}  # step -> done | stopped | failed | not started (status.json)
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", EEE_ZOO_STATE_DIR=str(self.work / "state"))
+        self.env["PYTHONPATH"] = os.pathsep.join([str(self.repo), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+    def log(self, message: str) -> None:
+        line = f"{datetime.datetime.now().strftime('%H:%M:%S')} [{self.elapsed():6.1f}s] {message}"
+        print(line, flush=True)
+        with open(self.log_path, "a") as fh:
+            fh.write(line + "\n")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    # -------------------------------------------------------------------------------------------- steps
+    def step(self, key: str, cmd: list[str], produces: list[str]) -> bool:
+        """Run ``cmd`` (from the repo root) unless done; stop it at the deadline. True when it has finished."""
+        marker = self.done_dir / key
+        self.produced.update(produces)
+        if marker.exists():
+            self.status[key] = "done"
+            return True
+        if self.left() < MIN_STEP_S:
+            self.log(f"{key}: not started, {self.left():.0f} s left")
+            self.status[key] = "not started"
+            return False
+        self.log(f"{key}: {' '.join(cmd)}")
+        step_log = self.repo / self.log_dir / f"{key}.log"
+        with open(step_log, "a") as out:
+            proc = subprocess.Popen(cmd, cwd=self.repo, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                rc = proc.wait(timeout=max(1.0, self.left()))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)  # training records its stop; evaluations keep their state
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                self.log(f"{key}: stopped at the deadline; the next call resumes it")
+                self.status[key] = "stopped"
+                self.save_mirror()
+                return False
+        tail = step_log.read_text(errors="replace").splitlines()[-3:]
+        self.log(f"{key}: exit {rc}; " + " | ".join(t.strip()[-160:] for t in tail))
+        if rc == 0:
+            marker.touch()
+        self.status[key] = "done" if rc == 0 else "failed"
+        self.save_mirror()
+        return rc == 0
+
+    def python(self, module: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", module, *args]
+
+    # -------------------------------------------------------------------------------------------- mirror
+    def restore_mirror(self) -> None:
+        """Put back what earlier calls produced (the tree is copied afresh each call; the machine keeps /root)."""
+        if any(self.mirror.iterdir()):
+            shutil.copytree(self.mirror, self.repo, dirs_exist_ok=True)
+            self.log(f"restored earlier calls' files from {self.mirror}")
+
+    def save_mirror(self) -> None:
+        for rel in sorted(self.produced):
+            src = self.repo / rel
+            if src.is_dir():
+                shutil.copytree(src, self.mirror / rel, dirs_exist_ok=True)
+            elif src.is_file():
+                (self.mirror / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, self.mirror / rel)
+
+    # -------------------------------------------------------------------------------------------- bundle
+    def bundle(self, out: Path) -> None:
+        """Everything produced, minus resumable checkpoints, as a tar.gz cut into parts of 15 MiB."""
+        status = {"lease": self.lease, "steps": dict(sorted(self.status.items()))}
+        (self.repo / self.log_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+        self.save_mirror()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+            for rel in sorted(self.produced):
+                if (self.repo / rel).exists():
+                    tar.add(self.repo / rel, arcname=rel, filter=_skip_checkpoints)
+        data = buf.getvalue()
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(0, len(data), BUNDLE_PART_BYTES):
+            (out / f"bundle.tgz.{i // BUNDLE_PART_BYTES:02d}").write_bytes(data[i : i + BUNDLE_PART_BYTES])
+        self.log(f"bundle: {len(data) / 2**20:.1f} MiB in {-(-len(data) // BUNDLE_PART_BYTES)} parts under {out}")
+
+
+def _skip_checkpoints(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    name = Path(info.name)
+    if name.name == "checkpoint.pt" or "model_cards" in name.parts[2:] and name.parts[0] == "training":
+        return None  # resumable state, and the run's own export copy (published under model_cards/)
+    return info
+
+
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+def smoke_test(call: Call, device: str) -> None:
+    """The tiny recipe through every CUDA path (train, rand, standard, adaptive) in about a minute."""
+    import numpy as np
+
+    from eee_zoo.data import SHIPPED_SLICE
+
+    smoke = call.work / "smoke"
+    data = smoke / "data" / "cifar10"
+    parts = sorted((call.work / "data" / "parts").glob("cifar10_train_00000-*.part.npz"))
+    if not parts:
+        call.log("smoke test skipped: no decoded CIFAR-10 training part on the machine")
+        return
+    if not (data / "test.npz").exists():  # a prefix of each split is enough for the tiny recipe
+        data.mkdir(parents=True, exist_ok=True)
+        with np.load(parts[0]) as d:
+            np.savez(data / "train.npz", x=d["x"][:1024], y=d["y"][:1024])
+        shutil.copy(SHIPPED_SLICE, data / "test.npz")
+    tiny = ["Tiny_Airbench_CrossMax", "--cards-dir", str(smoke / "run" / "model_cards"), "--data-dir", str(data.parent)]
+    common = ["--results-dir", str(smoke / "results"), "--n-examples", "16", "--device", device, "--no-leaderboard"]
+    train = ["--recipe", "training/recipes/tiny.yaml", "--device", device, "--out", str(smoke / "run"), "--no-progress"]
+    train += ["--data-dir", str(data.parent)]
+    call.step("smoke-train-tiny", call.python("training.train", *train), [])
+    call.step("smoke-rand-tiny", call.python("benchmarks.run", *tiny, *common, "--version", "rand"), [])
+    call.step(
+        "smoke-standard-tiny",
+        call.python("benchmarks.run", *tiny, *common, "--version", "standard", "--deterministic"),
+        [],
+    )
+    call.step("smoke-adaptive-tiny", call.python("benchmarks.adaptive", *tiny, *common), [])
+
+
+def run_call(args: argparse.Namespace) -> int:
+    call = Call(args)
+    call.restore_mirror()
+    call.log(f"GPU queue call: budget {args.budget_s:.0f} s, work {call.work}, python {sys.version.split()[0]}")
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+        smi = subprocess.run(query, capture_output=True, text=True, check=False)
+        call.log(f"nvidia-smi: {smi.stdout.strip() or smi.stderr.strip()}")
+
+    from training.gpu.data_parts import install
+
+    data_dir = call.work / "data"
+    for carry in args.carry:
+        for path in install(carry, data_dir):
+            call.log(f"data ready: {path.relative_to(data_dir)}")
+    tested = {p.parent.name for p in data_dir.glob("*/test.npz")}  # evaluations need the test split only
+    complete = {d for d in tested if (data_dir / d / "train.npz").exists()}
+
+    if args.perf:
+        call.step(
+            "perf-gpu-throughput",
+            call.python("benchmarks.perf.gpu_throughput", "--device", args.device),
+            ["benchmarks/perf/results/gpu_throughput.json", "benchmarks/perf/results/gpu_throughput.log"],
+        )
+        smoke_test(call, args.device)
+
+    queue = load_queue(args.queue, args.repo)
+    first, *rest = queue.evaluations or [None]
+
+    def evaluate(evaluation: dict[str, Any], recipe: Any) -> bool:
+        if recipe.dataset not in tested:
+            return False
+        results_rel = f"benchmarks/results/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
+        card_rel = f"model_cards/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
+        where = ["--dataset", recipe.dataset, "--threat-model", recipe.threat_model, "--device", args.device]
+        where += ["--data-dir", str(data_dir), "--write-card", "--no-leaderboard"]
+        command = call.python(evaluation["command"], recipe.name, *map(str, evaluation.get("args", [])), *where)
+        return call.step(f"{evaluation['name']}-{recipe.name}", command, [results_rel, card_rel])
+
+    trained = []
+    for entry, recipe in queue.recipes():
+        state = entry.get("state", "queued")
+        if state == "evaluated":
+            continue
+        if state == "queued":
+            if recipe.dataset not in complete:
+                call.log(f"{recipe.name}: waiting for {recipe.dataset} data on the machine")
+                continue
+            card_rel = f"model_cards/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
+            train = ["--recipe", entry["recipe"], "--device", args.device, "--resume", "--data-dir", str(data_dir)]
+            if not call.step(
+                f"train-{recipe.name}",
+                call.python("training.train", *train, "--no-progress"),
+                [f"training/runs/{recipe.name}", card_rel],
+            ):
+                break  # later entries wait: the queue's order is its priority
+            exported = call.repo / "training" / "runs" / recipe.name / card_rel
+            if exported.is_dir() and not (call.repo / card_rel).exists():
+                shutil.copytree(exported, call.repo / card_rel)
+                call.log(f"{recipe.name}: published {card_rel}")
+        trained.append(recipe)
+        if first is not None:  # the queue's first evaluation, the headline figure, comes right after training
+            evaluate(first, recipe)
+
+    for evaluation in rest:
+        for recipe in trained:
+            evaluate(evaluation, recipe)
+            if call.left() < MIN_STEP_S:
+                break
+    call.bundle(args.out)
+    call.log(f"call done in {call.elapsed():.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.gpu.call", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget-s", type=float, required=True, help="seconds this call may take, bundling included")
+    parser.add_argument("--carry", type=Path, action="append", default=[], help="a folder of data parts carried")
+    parser.add_argument("--perf", action="store_true", help="measure GPU throughput and smoke-test the CUDA paths")
+    parser.add_argument("--queue", type=Path, default=QUEUE_FILE, help=f"queue file (default: {QUEUE_FILE})")
+    parser.add_argument("--repo", type=Path, default=REPO, help="repository root to work in (default: this one)")
+    parser.add_argument("--device", default="cuda", help="torch device for every step (default: cuda)")
+    work = Path(os.environ.get("EEE_GPU_WORK", "/root/eee_gpu"))
+    parser.add_argument("--work", type=Path, default=work, help=f"machine-side folder kept between calls ({work})")
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    parser.add_argument("--out", type=Path, default=out, help="where the bundle goes (default: $OUT)")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        parser.error("--out is required when $OUT is not set")
+    for carry in args.carry:
+        if not carry.is_dir():
+            parser.error(f"--carry {carry} does not exist")
+    return run_call(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
