@@ -74,6 +74,11 @@ class Queue:
         return [(e, load_recipe(self.repo / e["recipe"])) for e in self.entries]
 
 
+def applies(evaluation: dict[str, Any], recipe: Any) -> bool:
+    """``stochastic_only`` evaluations (AutoAttack ``rand``: EOT) are for models with stochastic inference."""
+    return not evaluation.get("stochastic_only") or recipe.model.stack.stochastic
+
+
 def load_queue(path: Path = QUEUE_FILE, repo: Path = REPO) -> Queue:
     """The queue file ``path`` (relative paths from ``repo``), its recipes resolved from ``repo``."""
     path = repo / path
@@ -177,12 +182,11 @@ class Call:
         """Everything produced, minus resumable checkpoints, as a tar.gz cut into parts of 15 MiB."""
         status = {"lease": self.lease, "steps": dict(sorted(self.status.items()))}
         (self.repo / self.log_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
-        self.save_mirror()
+        self.save_mirror()  # the mirror holds every call's products on this machine: each bundle has them all
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-            for rel in sorted(self.produced):
-                if (self.repo / rel).exists():
-                    tar.add(self.repo / rel, arcname=rel, filter=_skip_checkpoints)
+            for top in sorted(self.mirror.iterdir()):
+                tar.add(top, arcname=top.name, filter=_skip_checkpoints)
         data = buf.getvalue()
         out.mkdir(parents=True, exist_ok=True)
         for i in range(0, len(data), BUNDLE_PART_BYTES):
@@ -263,7 +267,7 @@ def run_call(args: argparse.Namespace) -> int:
     first, *rest = queue.evaluations or [None]
 
     def evaluate(evaluation: dict[str, Any], recipe: Any) -> bool:
-        if recipe.dataset not in tested:
+        if recipe.dataset not in tested or not applies(evaluation, recipe):
             return False
         results_rel = f"benchmarks/results/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
         card_rel = f"model_cards/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"

@@ -22,7 +22,7 @@ import yaml
 
 from eee_zoo._io import atomic_write_text
 
-from .call import QUEUE_FILE, REPO, load_queue
+from .call import QUEUE_FILE, REPO, applies, load_queue
 
 __all__ = ["ALLOWED_PREFIXES", "collect", "update_queue"]
 
@@ -51,6 +51,16 @@ def collect(folder: Path, repo: Path = REPO) -> list[str]:
             if not any(f"{m.name}/".startswith(p) or m.name.startswith(p) for p in ALLOWED_PREFIXES):
                 if not any(p.startswith(f"{m.name}/") for p in ALLOWED_PREFIXES):
                     raise ValueError(f"bundle member {m.name!r} lies outside {', '.join(ALLOWED_PREFIXES)}")
+        names = {m.name for m in members}
+        # A run stopped mid-training comes back without results.json and without its (unreturned) checkpoint:
+        # its records would only describe a run that cannot be resumed here, so they stay on the machine.
+        unfinished = {
+            "/".join(PurePosixPath(n).parts[:3])
+            for n in names
+            if n.startswith("training/runs/") and len(PurePosixPath(n).parts) >= 3
+        }
+        unfinished = {run for run in unfinished if f"{run}/results.json" not in names}
+        members = [m for m in members if not any(m.name == r or m.name.startswith(f"{r}/") for r in unfinished)]
         tar.extractall(repo, members=members, filter="data")
     return [m.name for m in members if m.isfile()]
 
@@ -65,7 +75,8 @@ def update_queue(repo: Path = REPO, queue_file: Path = QUEUE_FILE) -> dict[str, 
     for entry, recipe in queue.recipes():
         card = repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
         trained = card.is_file() and (repo / "training" / "runs" / recipe.name / "results.json").is_file()
-        evaluated = trained and all(f"{ev['name']}-{recipe.name}" in done for ev in queue.evaluations)
+        wanted = [ev for ev in queue.evaluations if applies(ev, recipe)]
+        evaluated = trained and all(f"{ev['name']}-{recipe.name}" in done for ev in wanted)
         entry["state"] = "evaluated" if evaluated else "trained" if trained else "queued"
         states[entry["recipe"]] = entry["state"]
     # Rewrite only the state values, keeping the file's comments and layout.

@@ -29,6 +29,8 @@ __all__ = ["assemble", "decode_part", "install", "split_packs"]
 
 logger = logging.getLogger(__name__)
 PART_GLOB = "*.part.npz"
+PER_IMAGE_BYTES = 16  # an int64 offset and an int64 label beside each image's WebP bytes
+PART_HEADER_BYTES = 4096  # npz/zip headers of one part file, generously
 
 
 def split_packs(
@@ -44,19 +46,18 @@ def split_packs(
     for dataset in datasets:
         for split in splits:
             pack = np.load(packs_dir / dataset / f"{split}.webp.npz")
-            offsets = pack["offsets"]
             n, start = len(pack["y"]), 0
+            # cumulative bytes of a part holding images [0, i): WebP bytes + an offset and a label per image
+            cost = pack["offsets"] + PER_IMAGE_BYTES * np.arange(n + 1)
             while start < n:
-                room = budget_bytes - used
-                # as many images as fit in the room left (offsets are cumulative byte positions)
-                end = int(np.searchsorted(offsets, offsets[start] + room, side="right")) - 1
-                end = min(end, n)
+                room = budget_bytes - used - PART_HEADER_BYTES
+                end = min(int(np.searchsorted(cost, cost[start] + room, side="right")) - 1, n)
                 if end <= start:
                     calls.append([])
                     used = 0
                     continue
                 calls[-1].append((dataset, split, start, end, pack))
-                used += int(offsets[end] - offsets[start])
+                used += int(cost[end] - cost[start]) + PART_HEADER_BYTES
                 start = end
     folders = []
     for i, parts in enumerate(calls, 1):

@@ -1,0 +1,164 @@
+"""training/gpu: data parts across calls, one queue call end to end on the CPU at toy size, collect, the queue."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from training.gpu.call import load_queue  # noqa: E402
+from training.gpu.collect import collect, update_queue  # noqa: E402
+from training.gpu.data_parts import install, split_packs  # noqa: E402
+
+TOY_QUEUE = """
+evaluations:
+  - {name: rand, command: benchmarks.run, args: [--version, rand, --n-examples, 4, --seed, 0]}
+  - name: adaptive
+    command: benchmarks.adaptive
+    args: [--n-examples, 4, --seed, 0, --n-iter, 2, --eot-iter, 2, --eval-draws, 2]
+entries:
+  - {recipe: training/recipes/tiny.yaml, state: queued}
+"""
+
+
+def test_data_parts_split_install_assemble(shared_data_dir: Path, tmp_path: Path) -> None:
+    budget = 7 * 2**20  # the 17 MB CIFAR-10 test pack in three calls
+    calls = split_packs(shared_data_dir, ["cifar10"], tmp_path / "carry", budget, splits=("test",))
+    assert len(calls) == 3
+    assert all(sum(f.stat().st_size for f in c.iterdir()) <= budget + 4096 for c in calls)  # + npz headers
+    work = tmp_path / "work"
+    for i, folder in enumerate(calls):
+        ready = install(folder, work, workers=2)
+        if i < len(calls) - 1:
+            assert ready == [] and not (work / "cifar10" / "test.npz").exists()  # incomplete: not assembled
+    assert ready == [work / "cifar10" / "test.npz"]  # assembled and checked against the canonical sha256
+    with np.load(ready[0]) as d:
+        assert d["x"].shape == (10000, 32, 32, 3) and d["y"][:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
+
+
+def _repo_copy(dest: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        src = REPO_ROOT / rel
+        if src.suffix == ".safetensors" or not src.is_file():  # zoo weights: not needed by the toy queue
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(src.read_bytes())
+    (dest / "training" / "gpu" / "toy_queue.yaml").write_text(TOY_QUEUE)
+    return dest
+
+
+def _call(repo: Path, work: Path, out: Path, budget: float) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "training.gpu.call", "--repo", str(repo), "--queue", "training/gpu/toy_queue.yaml"]
+    cmd += ["--device", "cpu", "--budget-s", str(budget), "--work", str(work), "--out", str(out)]
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def toy_call(cifar_npz_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One queue call at toy size on the CPU: the tiny recipe trained, then rand and adaptive evaluations."""
+    root = tmp_path_factory.mktemp("gpu_queue")
+    repo = _repo_copy(root / "repo")
+    work = root / "work"
+    (work / "data" / "cifar10").mkdir(parents=True)
+    for split in ("train", "test"):  # as data_parts.install leaves them (prefixes suffice for the tiny recipe)
+        (work / "data" / "cifar10" / f"{split}.npz").symlink_to(cifar_npz_dir / "cifar10" / f"{split}.npz")
+    proc = _call(repo, work, root / "out1", budget=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"root": root, "repo": repo, "work": work, "out": root / "out1", "stdout": proc.stdout}
+
+
+def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in sorted(toy_call["out"].iterdir())))) as tar:
+        names = set(tar.getnames())
+    name = "Tiny_Airbench_CrossMax"
+    assert f"training/runs/{name}/results.json" in names
+    assert f"model_cards/cifar10/Linf/{name}/README.md" in names
+    assert f"model_cards/cifar10/Linf/{name}/model.safetensors" in names
+    assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/rand_") for n in names)
+    assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") for n in names)
+    assert not any(n.endswith("checkpoint.pt") for n in names)  # resumable state stays on the machine
+    assert all(p.stat().st_size <= 15 * 2**20 for p in toy_call["out"].iterdir())
+    status = json.loads((toy_call["repo"] / next(n for n in names if n.endswith("status.json"))).read_text())
+    assert status["steps"] == {f"train-{name}": "done", f"rand-{name}": "done", f"adaptive-{name}": "done"}
+
+
+def test_next_call_resumes_from_the_machine_and_respects_its_budget(toy_call: dict, tmp_path: Path) -> None:
+    # The tree is copied afresh on every call; what the machine produced comes back from its work folder.
+    fresh = _repo_copy(tmp_path / "fresh")
+    proc = _call(fresh, toy_call["work"], tmp_path / "out", budget=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "restored earlier calls' files" in proc.stdout
+    assert (fresh / "model_cards" / "cifar10" / "Linf" / "Tiny_Airbench_CrossMax" / "README.md").is_file()
+    assert "exit" not in proc.stdout  # every step was done already: nothing re-run
+    # A fresh machine with too little time starts nothing, and says so.
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "data").symlink_to(toy_call["work"] / "data")
+    proc = _call(fresh, tmp_path / "bare", tmp_path / "out2", budget=30)
+    assert proc.returncode == 0 and "not started" in proc.stdout, proc.stdout
+
+
+def test_collect_extracts_and_advances_the_queue(toy_call: dict, tmp_path: Path) -> None:
+    repo = _repo_copy(tmp_path / "repo")
+    written = collect(toy_call["out"], repo)
+    assert "model_cards/cifar10/Linf/Tiny_Airbench_CrossMax/model.safetensors" in written
+    states = update_queue(repo, Path("training/gpu/toy_queue.yaml"))
+    assert states == {"training/recipes/tiny.yaml": "evaluated"}
+    queue = yaml.safe_load((repo / "training" / "gpu" / "toy_queue.yaml").read_text())
+    assert queue["entries"][0]["state"] == "evaluated"
+
+
+def _bundle(folder: Path, members: dict[str, bytes]) -> Path:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bundle.tgz.00").write_bytes(buf.getvalue())
+    return folder
+
+
+@pytest.mark.parametrize("member", ["eee_zoo/__init__.py", "../outside.txt", "/etc/passwd"])
+def test_collect_refuses_members_outside_its_folders(tmp_path: Path, member: str) -> None:
+    folder = _bundle(tmp_path / "b", {"training/gpu/logs/x/call1.log": b"ok", member: b"x"})
+    with pytest.raises(ValueError, match="bundle member"):
+        collect(folder, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()  # checked before anything is written
+
+
+def test_collect_leaves_out_runs_stopped_mid_training(tmp_path: Path) -> None:
+    folder = _bundle(tmp_path / "b", {"training/runs/A/results.json": b"{}", "training/runs/B/train.log": b"..."})
+    written = collect(folder, tmp_path / "repo")
+    assert written == ["training/runs/A/results.json"]
+
+
+def test_collect_names_a_missing_part(tmp_path: Path) -> None:
+    folder = _bundle(tmp_path / "b", {"training/gpu/logs/x/call1.log": b"ok"})
+    (folder / "bundle.tgz.00").rename(folder / "bundle.tgz.01")
+    with pytest.raises(ValueError, match="missing"):
+        collect(folder, tmp_path / "repo")
+
+
+def test_the_committed_queue_is_valid() -> None:
+    queue = load_queue()
+    recipes = queue.recipes()
+    assert [r.name for _, r in recipes][:2] == ["ResNet18_GPU_CrossMax", "ResNet18_GPU_CrossMax_FGSM"]
+    assert [e["name"] for e in queue.evaluations] == ["rand", "standard-det", "adaptive"]
+    for entry, recipe in recipes:
+        card = REPO_ROOT / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
+        assert (entry["state"] != "queued") == card.is_file(), entry  # trained entries have their card here
