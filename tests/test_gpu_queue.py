@@ -35,6 +35,7 @@ entries:
 def test_data_parts_split_install_assemble(shared_data_dir: Path, tmp_path: Path) -> None:
     budget = 7 * 2**20  # the 17 MB CIFAR-10 test pack in three calls
     calls = split_packs(shared_data_dir, ["cifar10"], tmp_path / "carry", budget, splits=("test",))
+    assert split_packs.__defaults__ == (("test", "train"),)  # the test split first: a first call can evaluate
     assert len(calls) == 3
     assert all(sum(f.stat().st_size for f in c.iterdir()) <= budget + 4096 for c in calls)  # + npz headers
     work = tmp_path / "work"
@@ -107,7 +108,7 @@ def test_next_call_resumes_from_the_machine_and_respects_its_budget(toy_call: di
     # A fresh machine with too little time starts nothing, and says so.
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "data").symlink_to(toy_call["work"] / "data")
-    proc = _call(fresh, tmp_path / "bare", tmp_path / "out2", budget=30)
+    proc = _call(_repo_copy(tmp_path / "other"), tmp_path / "bare", tmp_path / "out2", budget=30)
     assert proc.returncode == 0 and "not started" in proc.stdout, proc.stdout
 
 
@@ -119,6 +120,11 @@ def test_collect_extracts_and_advances_the_queue(toy_call: dict, tmp_path: Path)
     assert states == {"training/recipes/tiny.yaml": "evaluated"}
     queue = yaml.safe_load((repo / "training" / "gpu" / "toy_queue.yaml").read_text())
     assert queue["entries"][0]["state"] == "evaluated"
+    # A later lease on a fresh machine re-runs nothing that a committed status.json says is done.
+    (tmp_path / "fresh_work").mkdir()
+    (tmp_path / "fresh_work" / "data").symlink_to(toy_call["work"] / "data")
+    proc = _call(repo, tmp_path / "fresh_work", tmp_path / "out", budget=120)
+    assert proc.returncode == 0 and " exit " not in proc.stdout, proc.stdout
 
 
 def _bundle(folder: Path, members: dict[str, bytes]) -> Path:

@@ -74,6 +74,14 @@ class Queue:
         return [(e, load_recipe(self.repo / e["recipe"])) for e in self.entries]
 
 
+def committed_steps(repo: Path) -> set[str]:
+    """Steps that earlier leases finished, from their committed ``training/gpu/logs/*/status.json``."""
+    done: set[str] = set()
+    for status in sorted((repo / "training" / "gpu" / "logs").glob("*/status.json")):
+        done |= {k for k, v in json.loads(status.read_text())["steps"].items() if v == "done"}
+    return done
+
+
 def applies(evaluation: dict[str, Any], recipe: Any) -> bool:
     """``stochastic_only`` evaluations (AutoAttack ``rand``: EOT) are for models with stochastic inference."""
     return not evaluation.get("stochastic_only") or recipe.model.stack.stochastic
@@ -106,6 +114,7 @@ class Call:
         self.log_path = self.repo / self.log_dir / f"call{n}.log"
         self.produced: set[str] = {str(self.log_dir)}
         self.status: dict[str, str] = {}  # step -> done | stopped | failed | not started (status.json)
+        self.committed = committed_steps(self.repo)  # finished by earlier leases: never run again
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", EEE_ZOO_STATE_DIR=str(self.work / "state"))
         self.env["PYTHONPATH"] = os.pathsep.join([str(self.repo), *filter(None, [os.environ.get("PYTHONPATH")])])
 
@@ -126,7 +135,7 @@ class Call:
         """Run ``cmd`` (from the repo root) unless done; stop it at the deadline. True when it has finished."""
         marker = self.done_dir / key
         self.produced.update(produces)
-        if marker.exists():
+        if marker.exists() or key in self.committed:
             self.status[key] = "done"
             return True
         if self.left() < MIN_STEP_S:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -22,7 +21,7 @@ import yaml
 
 from eee_zoo._io import atomic_write_text
 
-from .call import QUEUE_FILE, REPO, applies, load_queue
+from .call import QUEUE_FILE, REPO, applies, committed_steps, load_queue
 
 __all__ = ["ALLOWED_PREFIXES", "collect", "update_queue"]
 
@@ -68,9 +67,7 @@ def collect(folder: Path, repo: Path = REPO) -> list[str]:
 def update_queue(repo: Path = REPO, queue_file: Path = QUEUE_FILE) -> dict[str, str]:
     """Set every entry's state from what is in ``repo``; returns ``{recipe: state}``."""
     queue = load_queue(queue_file, repo)
-    done: set[str] = set()
-    for status in sorted((repo / "training" / "gpu" / "logs").glob("*/status.json")):
-        done |= {k for k, v in json.loads(status.read_text())["steps"].items() if v == "done"}
+    done = committed_steps(repo)
     states = {}
     for entry, recipe in queue.recipes():
         card = repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"

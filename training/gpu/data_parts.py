@@ -34,12 +34,13 @@ PART_HEADER_BYTES = 4096  # npz/zip headers of one part file, generously
 
 
 def split_packs(
-    packs_dir: Path, datasets: list[str], out_dir: Path, budget_bytes: int, splits: tuple[str, ...] = ("train", "test")
+    packs_dir: Path, datasets: list[str], out_dir: Path, budget_bytes: int, splits: tuple[str, ...] = ("test", "train")
 ) -> list[Path]:
     """Cut ``<packs_dir>/<dataset>/<split>.webp.npz`` into parts, filling ``out_dir/call1``, ``call2``, ...
 
-    Each call folder holds at most ``budget_bytes`` of parts; the training split of each dataset comes first
-    so that its last part and the test split travel together in the last call. Returns the call folders.
+    Each call folder holds at most ``budget_bytes`` of parts. The test split comes first: with it alone on the
+    machine, the first call can already evaluate checkpoints trained in earlier leases while the training
+    split is still on its way. Returns the call folders.
     """
     calls: list[list[tuple[str, str, int, int, np.lib.npyio.NpzFile]]] = [[]]
     used = 0
