@@ -12,6 +12,11 @@ the stored numbers is refused rather than silently replacing them.
 
 Model cards take their numbers from these files only (``eee-zoo benchmark --write-card``, via
 :func:`card_results`), and :func:`check_cards` verifies that every number a card states is backed by one.
+
+Only the zoo's own runners write into ``benchmarks/results/`` by default (``python -m benchmarks.run``, which
+``benchmarks/zoo_evaluation.sh`` and the GPU queue call, and ``eee-zoo benchmark --write-card``); an exploratory
+``eee-zoo benchmark`` writes the same files under :func:`user_results_dir` (or its ``--out``), where the
+leaderboard never looks.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from eee_zoo.evaluation import EvaluationResult
 __all__ = [
     "REPO_ROOT", "RESULTS_DIR", "ResultsError", "card_results", "check_card", "check_cards", "eps_tag",
     "iter_results", "load_result", "result_filename", "result_path", "results_file_reference", "save_result",
+    "user_results_dir",
 ]  # fmt: skip
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -44,6 +50,13 @@ _RESULTS_SECTION_RE = re.compile(r"<!-- eee-zoo:results:start -->.*?<!-- eee-zoo
 
 class ResultsError(ValueError):
     """A results file that cannot be written or does not back what refers to it."""
+
+
+def user_results_dir() -> Path:
+    """Where ``eee-zoo benchmark`` puts results unless told otherwise: ``$XDG_CACHE_HOME/eee_zoo/results``
+    (``~/.cache/...``), outside the source tree, so that an exploratory run never becomes a leaderboard row."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "eee_zoo" / "results"
 
 
 # ============================================================================================ names

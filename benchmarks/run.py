@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eee_zoo.commands import nonnegative_int, positive_int
 from eee_zoo.evaluation import DEFAULT_BATCH_SIZE, VERSIONS, EvaluationResult, evaluate, is_main_process
 
 from .results import RESULTS_DIR, card_results, results_file_reference, save_result
@@ -66,6 +67,7 @@ def run_one(
     data_dir: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
     state_dir: str | os.PathLike | None = None,
+    fresh: bool = False,
     cards_dir: str | os.PathLike | None = None,
     model_dir: str | os.PathLike | None = None,
     write_card: bool = False,
@@ -103,6 +105,7 @@ def run_one(
         device=device,
         data_dir=data_dir,
         state_path=state_dir if state_dir is not None else default_state_dir(),
+        fresh=fresh,
         allow_stochastic_standard=allow_stochastic_standard,
         progress=progress,
     )
@@ -145,24 +148,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_evaluation_arguments(parser: argparse.ArgumentParser, *, cards_dir: bool = True) -> None:
+def add_evaluation_arguments(
+    parser: argparse.ArgumentParser, *, cards_dir: bool = True, results_dir: bool = True
+) -> None:
     """The evaluation options shared by ``python -m benchmarks.run`` and ``eee-zoo benchmark``.
 
-    ``cards_dir=False`` leaves out ``--cards-dir`` (``eee-zoo``'s common card arguments provide it).
+    ``cards_dir=False`` leaves out ``--cards-dir`` (``eee-zoo``'s common card arguments provide it);
+    ``results_dir=False`` leaves out ``--results-dir`` (``eee-zoo benchmark`` has ``--out``, another default).
     """
     parser.add_argument(
         "--version", choices=[v for v in VERSIONS if v != "custom"], default=None,
         help="AutoAttack version (default: rand for stochastic inference, standard otherwise)",
     )  # fmt: skip
-    parser.add_argument("--n-examples", type=int, default=10000, help="the first N test images (default: 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="AutoAttack / model generator seed (default: 0)")
+    parser.add_argument(
+        "--n-examples", type=positive_int, default=10000, help="the first N test images (default: 10000)"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="AutoAttack / model generator seed (default: 0)"
+    )
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf, 0.5 L2)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="AutoAttack batch size")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="AutoAttack batch size")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
-    parser.add_argument("--data-dir", default=None, help="data root (default: $EEE_ZOO_DATA, see eee_zoo.data)")
-    parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, see eee_zoo.data)",
+    )
+    if results_dir:
+        parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
     parser.add_argument(
         "--state-dir", default=None, help=f"resumable AutoAttack state (default: {default_state_dir()})"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard a saved state of this configuration and attack from the start"
     )
     if cards_dir:
         parser.add_argument(
@@ -192,6 +210,7 @@ def evaluation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "data_dir": args.data_dir,
         "results_dir": args.results_dir,
         "state_dir": args.state_dir,
+        "fresh": args.fresh,
         "cards_dir": args.cards_dir,
         "model_dir": args.model_dir,
         "write_card": args.write_card,

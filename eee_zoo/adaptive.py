@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from ._precision import strict_fp32
+from ._progress import Progress, ProgressOutput
 from .evaluation import (
     _NUM_CLASSES,
     _PROBE_IMAGES,
@@ -44,8 +45,10 @@ from .evaluation import (
     _SPLIT_SIZE,
     CONFIDENCE,
     DEFAULT_EPS,
+    _apgd_iterations,
     _check_eps,
     _check_int,
+    _check_model_matches,
     _check_model_outputs,
     _DistInfo,
     _inputs,
@@ -133,25 +136,41 @@ class AdaptiveResult:
         return d
 
     def summary(self) -> str:
+        """Human-readable lines; every figure says what it counts (all draws, or the mean over draws)."""
+        d, n = self.eval_draws, self.n_examples
+        every, mean = f"right on all {d} draws", f"mean over the {d} draws"
         lo, hi = self.clean_interval
-        lines = [
-            f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
-            f"adaptive attacks seed={self.seed} n={self.n_examples} (APGD {self.n_iter} iterations, EOT "
-            f"{self.eot_iter} draws, judged on {self.eval_draws} draws)",
-            f"  clean accuracy   {self.clean_accuracy:7.2%}  ({self.clean_correct}/{self.n_examples}, "
-            f"95% CI {lo:.2%}-{hi:.2%}; mean over draws {self.clean_accuracy_mean_over_draws:.2%})",
+        rows = [
+            (f"clean accuracy, {every}", self.clean_accuracy, f"({self.clean_correct}/{n}, 95% CI {lo:.2%}-{hi:.2%})"),
+            (f"clean accuracy, {mean}", self.clean_accuracy_mean_over_draws, ""),
         ]
         for step in self.steps:
             lo, hi = step.interval
-            lines.append(
-                f"  after {step.attack:<18} {step.accuracy:7.2%}  ({step.robust}/{self.n_examples}, "
-                f"CI {lo:.2%}-{hi:.2%}; {step.attacked} attacked in {step.seconds:.1f} s)"
-            )
+            detail = f"({step.robust}/{n}, CI {lo:.2%}-{hi:.2%}; {step.attacked} attacked in {step.seconds:.1f} s)"
+            rows.append((f"after {step.attack}, {every}", step.accuracy, detail))
         lo, hi = self.robust_interval
-        lines.append(
-            f"  robust accuracy  {self.robust_accuracy:7.2%}  ({self.robust_correct}/{self.n_examples}, "
-            f"95% CI {lo:.2%}-{hi:.2%}; mean over draws {self.robust_accuracy_mean_over_draws:.2%})"
-        )
+        rows += [
+            (
+                f"robust accuracy, {every}",
+                self.robust_accuracy,
+                f"({self.robust_correct}/{n}, 95% CI {lo:.2%}-{hi:.2%})",
+            ),
+            (
+                f"robust accuracy, {mean}",
+                self.robust_accuracy_mean_over_draws,
+                "(each image's final adversarial example)",
+            ),
+        ]
+        width = max(len(label) for label, _, _ in rows)
+        lines = [
+            f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
+            f"adaptive attacks seed={self.seed} n={n} (APGD {self.n_iter} iterations, EOT "
+            f"{self.eot_iter} draws, judged on {d} draws)",
+            f"  '{every}': an image counts only if the deployed model is right on every draw (what an attacker who "
+            f"may resubmit sees); '{mean}': the per-draw accuracy, the figure to compare with AutoAttack's, which "
+            "judges one draw per image",
+        ]
+        lines += [f"  {label:<{width}}  {value:7.2%}  {detail}".rstrip() for label, value, detail in rows]
         return "\n".join(lines)
 
 
@@ -173,6 +192,7 @@ def adaptive_evaluate(
     data_dir: Any = None,
     inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     model_name: str | None = None,
+    progress: ProgressOutput = True,
 ) -> AdaptiveResult:
     """Robust accuracy of a (stochastic) self-ensemble under the adaptive attacks of this module.
 
@@ -180,7 +200,9 @@ def adaptive_evaluate(
     ``set_stochastic`` and ``manual_seed``) in eval mode, taking images in [0, 1]. The other arguments are
     those of :func:`eee_zoo.evaluation.evaluate`; ``n_iter`` is APGD's iterations per attack, ``eot_iter`` the
     draws averaged per gradient step of ``eot-mean``, ``eval_draws`` the draws of the deployed model that
-    judge every image.
+    judge every image. ``progress`` (default on, like :func:`eee_zoo.benchmark`): per batch, attack and APGD
+    iteration with the robust accuracy so far, as a tqdm bar in a terminal, log lines otherwise, or a callable
+    that gets every :class:`~eee_zoo.evaluation.ProgressEvent`; it does not change the result.
     """
     wall_start = time.perf_counter()
     dataset = _parse_dataset(dataset)
@@ -207,6 +229,7 @@ def adaptive_evaluate(
     device = _resolve_device(model, device, _DistInfo.detect(False))
     model.to(device)
 
+    _check_model_matches(model, dataset, threat_model, device, probe=inputs is None)  # before any data is read
     x, y, data = _inputs(dataset, n_examples, data_dir, inputs)
     _check_model_outputs(model, x[:_PROBE_IMAGES], y, _NUM_CLASSES[dataset], device)
     name, sha, _ = _model_identity(model, model_name)
@@ -217,7 +240,8 @@ def adaptive_evaluate(
     attacked = dict.fromkeys(attacks, 0)
     clean_draw_hits = 0
     adv_draw_hits = 0
-    with _RUN_LOCK, _preserve_model_seeds(model), _restore_stochastic(model, was_stochastic):
+    meter = _Meter(progress, n_examples, batch_size, attacks, n_iter, eval_draws)
+    with _RUN_LOCK, _preserve_model_seeds(model), _restore_stochastic(model, was_stochastic), meter:
         model.set_stochastic(True)
         model.manual_seed(seed)
         for start in range(0, n_examples, batch_size):
@@ -231,12 +255,17 @@ def adaptive_evaluate(
             for i in torch.nonzero(~clean_ok).flatten().tolist():
                 outcomes[start + i] = "-"
             x_final = xb.clone()
+            meter.start_batch(start, len(yb), robust=int(robust.sum()))
             for k, attack in enumerate(attacks):
                 idx = torch.nonzero(robust).flatten()
                 if len(idx) == 0:
                     break
                 t0 = time.perf_counter()
-                x_adv = _run_attack(attack, model, xb[idx], yb[idx], eps, threat_model, n_iter, eot_iter, batch_seed)
+                meter.start_attack(k)
+                x_adv = _run_attack(
+                    attack, model, xb[idx], yb[idx], eps, threat_model, n_iter, eot_iter, batch_seed,
+                    on_iteration=meter.iteration if meter.enabled else None,
+                )  # fmt: skip
                 hits_adv = _judge(model, x_adv, yb[idx], eval_draws, batch_seed + 1 + k)
                 seconds[attack] += time.perf_counter() - t0
                 attacked[attack] += len(idx)
@@ -254,6 +283,8 @@ def adaptive_evaluate(
                 for i in idx[broken].tolist():
                     outcomes[start + i] = str(k + 1)
                 robust[idx[broken]] = False
+                meter.end_attack(robust=int(robust.sum()))
+            meter.end_batch()
             # Every image's final adversarial example, judged draw by draw (clean-wrong images count as misses).
             final_hits = _judge(model, x_final, yb, eval_draws, batch_seed + 1000)
             adv_draw_hits += int((final_hits & clean_ok).sum())
@@ -325,7 +356,10 @@ def _run_attack(
     n_iter: int,
     eot_iter: int,
     seed: int,
+    *,
+    on_iteration: Any = None,
 ) -> torch.Tensor:
+    """The adversarial images of ``attack`` (see the module docstring); ``on_iteration(i)`` follows APGD's steps."""
     from pyautoattack.autopgd_base import APGDAttack
 
     stochastic = attack == "eot-mean"
@@ -348,10 +382,91 @@ def _run_attack(
         torch.manual_seed(seed)
         model.set_stochastic(stochastic)
         model.manual_seed(seed)
+        watch = _apgd_iterations(apgd, on_iteration) if on_iteration is not None else contextlib.nullcontext()
         try:
-            return apgd.perturb(x, y, best_loss=True).detach()
+            with watch:
+                return apgd.perturb(x, y, best_loss=True).detach()
         finally:
             model.set_stochastic(True)
+
+
+class _Meter:
+    """Progress of :func:`adaptive_evaluate`: APGD iterations over all batches and attacks, robust so far."""
+
+    def __init__(
+        self, output: ProgressOutput, n: int, batch_size: int, attacks: list[str], n_iter: int, draws: int
+    ) -> None:
+        self.output, self.n, self.attacks, self.n_iter, self.draws = output, n, attacks, n_iter, draws
+        self.batches = -(-n // batch_size)
+        self.enabled = bool(output)
+        self.progress: Progress | None = None
+        self.batch, self.attack, self.it = -1, 0, 0
+        self.first, self.size = 0, 0
+        self.done_robust, self.done_images = 0, 0  # over finished batches
+        self.robust = 0  # in the batch under way
+
+    def __enter__(self) -> _Meter:
+        if self.enabled:
+            total = self.batches * len(self.attacks) * self.n_iter
+            self.progress = Progress("adaptive", total, output=self.output, unit="it", text="judging the clean images")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.close(text=self._robust())
+            self.progress = None
+
+    def start_batch(self, first: int, size: int, *, robust: int) -> None:
+        self.batch, self.attack, self.it = self.batch + 1, 0, 0
+        self.first, self.size, self.robust = first, size, robust
+        self._show()
+
+    def start_attack(self, k: int) -> None:
+        self.attack, self.it = k, 0
+        self._show()
+
+    def iteration(self, i: int) -> None:
+        self.it = i
+        self._show()
+
+    def end_attack(self, *, robust: int) -> None:
+        self.robust, self.it = robust, self.n_iter
+        self._show()
+
+    def end_batch(self) -> None:
+        self.done_robust += self.robust
+        self.done_images += self.size
+        self.attack, self.it, self.robust, self.size = len(self.attacks), 0, 0, 0  # attacks left out count as done
+        self._show()
+
+    def _robust(self) -> str:
+        k, m = self.done_robust + self.robust, self.done_images + self.size
+        share = f" ({k / m:.2%})" if m else ""
+        return f"robust on all {self.draws} draws {k}/{m} so far{share}"
+
+    def _show(self) -> None:
+        if self.progress is None:
+            return
+        done = ((self.batch * len(self.attacks)) + self.attack) * self.n_iter + self.it
+        if self.attack < len(self.attacks):
+            where = (
+                f"images {self.first}-{self.first + self.size - 1} (batch {self.batch + 1}/{self.batches}), "
+                f"{self.attacks[self.attack]} iteration {self.it}/{self.n_iter}"
+            )
+        else:
+            where = f"batch {self.batch + 1}/{self.batches} done"
+        self.progress.update(
+            done=done,
+            text=f"{where}, {self._robust()}",
+            batch=self.batch + 1,
+            batches=self.batches,
+            attack=self.attacks[min(self.attack, len(self.attacks) - 1)],
+            iteration=self.it,
+            iterations=self.n_iter,
+            robust=self.done_robust + self.robust,
+            judged=self.done_images + self.size,
+            n=self.n,
+        )
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """The ``eee-zoo`` command: a thin layer over the library, one module per subcommand.
 
 Each subcommand is a module ``eee_zoo/commands/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``. Bad usage exits with code 2 (argparse); an error raised by the library is printed as
-one line ``eee-zoo: error: ...`` and exits with code 1 (set ``EEE_ZOO_DEBUG=1`` for the traceback).
+``run(args) -> int``. Bad usage is one line ``eee-zoo CMD: error: ...`` and exit code 2 (argparse, with the
+usage block left to ``--help``); an error raised by the library is printed as one line ``eee-zoo: error: ...``
+and exits with code 1 (set ``EEE_ZOO_DEBUG=1`` for the traceback). A subcommand's ``run`` finds its own parser
+in ``args._parser`` to report a usage error it can only see after parsing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from . import __version__
 from .commands import COMMANDS_DIR, add_checkout_to_path
@@ -23,8 +26,15 @@ COMMANDS = ("demo", "list", "info", "export", "push", "benchmark", "adaptive", "
 LIBRARY_ERRORS = (ValueError, OSError, LookupError, RuntimeError, ImportError)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit 2); ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="eee-zoo",
         description="A RobustBench-compatible zoo of multi-resolution self-ensembles (Ensemble everything everywhere).",
     )
@@ -33,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _command_modules():
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        sub.set_defaults(_run=module.run, _parser=sub)
     return parser
 
 

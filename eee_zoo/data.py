@@ -6,16 +6,19 @@ arrays for training code that keeps data on the device as bytes.
 
 Sources, tried in order (the first one that holds the split wins; its name is logged):
 
-1. ``<root>/<dataset>/<split>.npz`` with ``x`` uint8 NHWC and ``y`` int64, as written by
-   ``python ../shared/data/unpack.py ROOT``; ``root`` is ``data_dir`` or else the environment variable
-   ``EEE_ZOO_DATA``. A file may hold a prefix of the split (the first N images), enough for
-   requests of at most N images.
+1. ``<root>/<dataset>/<split>.npz`` with ``x`` uint8 NHWC ``[N, 32, 32, 3]`` and ``y`` int64 ``[N]``; ``root`` is
+   ``data_dir`` or else the environment variable ``EEE_ZOO_DATA``. A file may hold a prefix of the split (the
+   first N images), enough for requests of at most N images.
 2. torchvision's own files under ``root`` (``cifar-10-batches-py`` / ``cifar-100-python``, directly in
    ``root`` or in ``root/<dataset>``), read with ``torchvision.datasets`` and ``download=False``.
 3. The slice of the CIFAR-10 test set shipped inside the package (the first 500 images), when it covers
-   the request; a warning says so.
-4. torchvision's download into ``root`` (or ``$XDG_CACHE_HOME/eee_zoo/data``), reused on later calls; never
-   attempted when ``EEE_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` is set.
+   the request and no ``root`` was given; a warning says so.
+4. torchvision's download into ``root`` (or ``$XDG_CACHE_HOME/eee_zoo/data`` when no ``root`` was given), reused
+   on later calls; never attempted when ``EEE_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1`` is set.
+
+A ``root`` the caller gave (``data_dir`` or ``EEE_ZOO_DATA``) is never passed over: a folder that does not exist
+is an error naming it, and one that does not hold the split (and cannot receive torchvision's download) is an
+error naming what was expected there, not a silent fall-back to the shipped slice.
 
 Every array is checked (dtype, shape, label range; class counts for a full split) and, whenever a whole
 split is in memory, its SHA-256 is compared with the canonical one: a mismatch raises ``ValueError``.
@@ -142,9 +145,16 @@ def load_uint8(
         if n_examples > full:
             raise ValueError(f"n_examples={n_examples} exceeds the {full} images of {spec.name}/{split}")
     wanted = full if n_examples is None else int(n_examples)
-    root = _root(data_dir)
+    root, given = _root(data_dir)
+    offline = [v for v in OFFLINE_ENV_VARS if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
 
-    if root is not None:
+    if root is not None:  # the caller's folder: the data comes from there (or is downloaded there), nowhere else
+        if not root.is_dir():
+            problem = "does not exist" if not root.exists() else "is not a folder"
+            raise FileNotFoundError(
+                f"cannot load {spec.name}/{split}: {given} {problem}; expected {_expected(spec, split, root)} "
+                "there. " + _advice(offline, given=True)
+            )
         npz = root / spec.name / f"{split}.npz"
         if npz.is_file():
             x, y = _read_npz(npz)
@@ -153,45 +163,79 @@ def load_uint8(
         if tv_root is not None:
             x, y = _read_torchvision(spec, split, tv_root, download=False)
             return _finish(spec, split, x, y, wanted, source=f"torchvision files under {tv_root}")
+        tried = f"{given} holds neither {_expected(spec, split, root, 'nor')}"
+        if offline:
+            raise FileNotFoundError(
+                f"cannot load {spec.name}/{split}: {tried}, and torchvision's download into it is off "
+                f"({offline[0]} is set). " + _advice(offline, given=True)
+            )
+        return _download(spec, split, wanted, root, tried=tried, given=True)
 
     if spec.name == SHIPPED_SLICE_SPEC[0] and split == SHIPPED_SLICE_SPEC[1] and wanted <= SHIPPED_SLICE_SPEC[2]:
         x, y = _read_shipped_slice()
         logger.warning(
-            "using the first %d CIFAR-10 test images shipped with eee_zoo (%s); pass data_dir or set %s "
-            "for the full dataset",
+            "using the first %d CIFAR-10 test images shipped with eee_zoo (%s); for the full dataset point "
+            "data_dir / --data-dir or %s at it",
             SHIPPED_SLICE_SPEC[2],
             SHIPPED_SLICE.name,
             ENV_VAR,
         )
         return _finish(spec, split, x, y, wanted, source=f"shipped slice {SHIPPED_SLICE}", verified=True)
 
-    download_root = root if root is not None else _cache_dir()
-    tv_root = _torchvision_root(download_root, spec)
+    cache = _cache_dir()
+    tv_root = _torchvision_root(cache, spec)
     if tv_root is not None:  # an earlier download into the cache
         x, y = _read_torchvision(spec, split, tv_root, download=False)
         return _finish(spec, split, x, y, wanted, source=f"torchvision files under {tv_root}")
     tried = (
-        f"{root / spec.name / f'{split}.npz'}, torchvision files under {root}"
-        if root is not None
-        else f"no data_dir given and {ENV_VAR} unset"
+        f"no data_dir given and {ENV_VAR} unset; the shipped slice holds only the first {SHIPPED_SLICE_SPEC[2]} "
+        "CIFAR-10 test images"
     )
-    advice = f"Decode the shared packs (`python ../shared/data/unpack.py DIR`); pass data_dir=DIR or set {ENV_VAR}=DIR."
-    slice_note = f"the shipped slice (first {SHIPPED_SLICE_SPEC[2]} CIFAR-10 test images only)"
-    offline = [v for v in OFFLINE_ENV_VARS if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
     if offline:
         raise FileNotFoundError(
-            f"cannot load {spec.name}/{split}: tried {tried} and {slice_note}; downloads are off "
-            f"({offline[0]} is set). {advice}"
+            f"cannot load {spec.name}/{split}: {tried}, and torchvision's download is off ({offline[0]} is set). "
+            + _advice(offline, given=False)
         )
-    logger.info("no local copy of %s/%s found; downloading with torchvision into %s", spec.name, split, download_root)
+    return _download(spec, split, wanted, cache, tried=tried, given=False)
+
+
+def _download(
+    spec: DataSpec, split: str, wanted: int, root: Path, *, tried: str, given: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    logger.info("no local copy of %s/%s found; downloading with torchvision into %s", spec.name, split, root)
     try:
-        x, y = _read_torchvision(spec, split, download_root, download=True)
+        x, y = _read_torchvision(spec, split, root, download=True)
     except Exception as e:  # offline machines end here: say what would have worked
         raise FileNotFoundError(
-            f"cannot load {spec.name}/{split}: tried {tried}, {slice_note}, and torchvision's download into "
-            f"{download_root}, which failed: {type(e).__name__}: {e}. " + advice
+            f"cannot load {spec.name}/{split}: {tried}, and torchvision's download into {root} failed "
+            f"({type(e).__name__}: {e}). " + _advice([], given=given)
         ) from e
-    return _finish(spec, split, x, y, wanted, source=f"torchvision download into {download_root}")
+    return _finish(spec, split, x, y, wanted, source=f"torchvision download into {root}")
+
+
+def _expected(spec: DataSpec, split: str, root: Path, conjunction: str = "or") -> str:
+    """What a data folder must hold for ``spec``/``split``, in words (for error messages)."""
+    return (
+        f"{root / spec.name / f'{split}.npz'} (arrays x uint8 [N, 32, 32, 3] and y int64 [N]) {conjunction} "
+        f"torchvision's {spec.torchvision_folder} folder in {root} or {root / spec.name}"
+    )
+
+
+def _advice(offline: list[str], *, given: bool) -> str:
+    """What a user can do about missing data (never a path of the development checkout: users do not have it)."""
+    if offline:
+        download = f"allow torchvision's download (unset {' and '.join(offline)})"
+    else:
+        download = "check the connection for torchvision's download"
+    if given:
+        return (
+            f"To fix: correct the path, {download} into an existing folder, or give no data folder (the "
+            "package's first 500 CIFAR-10 test images, else a download into the cache)."
+        )
+    return (
+        f"To fix: {download}, or point data_dir / --data-dir or {ENV_VAR} at a folder holding "
+        "<dataset>/<split>.npz arrays (x uint8 [N, 32, 32, 3], y int64 [N]) or torchvision's CIFAR files."
+    )
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -208,11 +252,13 @@ def _split(split: str) -> str:
     return split
 
 
-def _root(data_dir: str | os.PathLike | None) -> Path | None:
+def _root(data_dir: str | os.PathLike | None) -> tuple[Path | None, str]:
+    """The caller's data folder and how it was given (``data_dir /x`` or ``EEE_ZOO_DATA=/x``); ``(None, "")``: none."""
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        root = Path(data_dir).expanduser()
+        return root, f"data_dir {root}"
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else None
+    return (Path(env).expanduser(), f"{ENV_VAR}={env}") if env else (None, "")
 
 
 def _cache_dir() -> Path:
@@ -281,8 +327,8 @@ def _finish(
         raise ValueError(f"{where}: holds {n} images, more than the {full} of the split")
     if n < wanted:
         raise ValueError(
-            f"{where}: holds only the first {n} images; {wanted} were requested "
-            f"(re-create it with `python ../shared/data/unpack.py DIR`)"
+            f"{where}: holds only the first {n} images; {wanted} were requested (replace it with a file holding at "
+            "least that many, or ask for fewer)"
         )
     y = y.astype(np.int64, copy=False)
     if n and (y.min() < 0 or y.max() >= spec.num_classes):
@@ -298,8 +344,8 @@ def _finish(
         if got != want:
             raise ValueError(
                 f"{where}: the images differ from canonical {spec.name}/{split} (sha256 of x.tobytes() is {got}, "
-                f"expected {want}); results on this data are not comparable. Re-create the file with "
-                "`python ../shared/data/unpack.py DIR`."
+                f"expected {want}); results on this data are not comparable. Replace it with the canonical split "
+                "(torchvision's files, or arrays decoded from them)."
             )
         logger.info("loaded %s (%d images, sha256 verified)", where, n)
     else:

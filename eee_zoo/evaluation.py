@@ -32,7 +32,9 @@ Resuming
     every attack: the robust flags and the state of the model's own random generators. A run that is killed and
     started again with the same arguments continues from the start of the interrupted attack with the same
     batches and the same random draws, so it ends with exactly the result of an uninterrupted run (work inside
-    the interrupted attack is redone). A state from another configuration is refused, never mixed in.
+    the interrupted attack is redone). A state from another configuration is refused, never mixed in. A finished
+    state is reused without attacking again. Either reuse is announced with the state's path (a warning, and a note
+    in ``summary()``); ``fresh=True`` (``--fresh`` on the command line) discards the state and starts over.
 
     pyautoattack 0.2.0 cannot resume from its own state file (it writes the attack set with ``str()`` and then
     fails comparing it with a set; its restore branch leaves ``y_adv`` undefined). So a resumed session is a new
@@ -84,12 +86,13 @@ import torch.nn as nn
 
 from ._io import atomic_write_json, atomic_write_text
 from ._precision import strict_fp32
+from ._progress import Progress, ProgressEvent, ProgressOutput
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SIZE", "DEFAULT_EPS", "THREAT_MODELS", "VERSIONS",
-    "AttackStep", "CheckWarning", "EvaluationResult", "attack_settings", "benchmark", "checkpoint_sha256",
-    "chunk_seed", "clopper_pearson_interval", "default_version", "evaluate", "is_main_process", "normal_quantile",
-    "state_key", "wilson_interval",
+    "AttackStep", "CheckWarning", "EvaluationResult", "ProgressEvent", "attack_settings", "benchmark",
+    "checkpoint_sha256", "chunk_seed", "clopper_pearson_interval", "default_version", "evaluate", "is_main_process",
+    "normal_quantile", "state_key", "wilson_interval",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -300,6 +303,9 @@ class EvaluationResult:
     sessions: int  # > 1 when the run was resumed
     created: str
     log: list[str] = dataclasses.field(default_factory=list, repr=False)
+    # What this session did not measure itself (a reused finished state, a resumed partial one): shown by
+    # summary(), not kept in results files.
+    notes: list[str] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def unreliable_checks(self) -> list[str]:
@@ -332,9 +338,10 @@ class EvaluationResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (without the log)."""
+        """JSON-able dict (without the log and the notes)."""
         d = dataclasses.asdict(self)
         d.pop("log")
+        d.pop("notes")
         d["format_version"] = CHECKPOINT_FORMAT
         return d
 
@@ -353,14 +360,15 @@ class EvaluationResult:
         return cls(**d)
 
     def summary(self) -> str:
-        """Human-readable lines: clean, each attack, robust, checks."""
+        """Human-readable lines: clean, each attack, robust, checks; each figure says what it counts."""
         lo, hi = self.clean_interval
+        judged = "one stochastic draw per image" if self.stochastic else "deterministic mode"
         lines = [
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
             f"AutoAttack {self.version} seed={self.seed} n={self.n_examples}"
             + (" [reduced attack settings: not a valid evaluation]" if self.is_reduced else ""),
             f"  clean accuracy   {self.clean_accuracy:7.2%}  ({self.clean_correct}/{self.n_examples}, "
-            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%})",
+            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%}; {judged})",
         ]
         for step in self.attacks:
             lo, hi = step.interval
@@ -373,10 +381,11 @@ class EvaluationResult:
         lo, hi = self.robust_interval
         lines.append(
             f"  robust accuracy  {self.robust_accuracy:7.2%}  ({self.robust_correct}/{self.n_examples}, "
-            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%})"
+            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%}; {judged}, right after every attack)"
         )
         for w in self.warnings:
             lines.append(f"  AutoAttack check [{w.check}] x{w.count}: {w.message}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -394,10 +403,13 @@ def benchmark(
     device: str | torch.device | None = None,
     data_dir: str | os.PathLike | None = None,
     state_path: str | os.PathLike | None = None,
+    fresh: bool = False,
+    progress: ProgressOutput = True,
 ) -> tuple[float, float]:
     """Clean and robust accuracy (fractions) of ``model`` on the first ``n_examples`` test images.
 
     RobustBench's call shape and return value; see :func:`evaluate` for the arguments and the full result.
+    Unlike :func:`evaluate`, progress is shown by default (``progress=False`` for none).
     """
     result = evaluate(
         model,
@@ -411,6 +423,8 @@ def benchmark(
         device=device,
         data_dir=data_dir,
         state_path=state_path,
+        fresh=fresh,
+        progress=progress,
     )
     return result.clean_accuracy, result.robust_accuracy
 
@@ -437,7 +451,8 @@ def evaluate(
     distributed: bool | None = None,
     inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     interval: str = "wilson",
-    progress: bool = False,
+    progress: ProgressOutput = False,
+    fresh: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``model`` with AutoAttack and return the full :class:`EvaluationResult`.
 
@@ -455,7 +470,8 @@ def evaluate(
         data_dir: where the data lives (see :mod:`eee_zoo.data`).
         state_path: where to keep the resumable state: a directory (file names keyed by the configuration) or a
             ``.json`` file (AutoAttack's state file; ``<name>.eee.json`` beside it). ``None``: a temporary
-            directory, no resume.
+            directory, no resume. A finished state found there is reused (nothing is attacked again) and a partial
+            one resumed; both are announced with their path (a warning) and noted in ``summary()``.
         model_name: name recorded in the result; default ``model.eee_info["name"]`` or the class name.
         allow_stochastic_standard: run a non-EOT version on a stochastic model anyway (the number is unreliable).
         attacks: the attack list for ``version="custom"``.
@@ -468,7 +484,11 @@ def evaluate(
         inputs: ``(x, y)`` to evaluate instead of loading ``dataset`` (the first ``n_examples`` are used); the
             result records ``data.source = "caller"`` and cannot go into results files.
         interval: ``"wilson"`` or ``"clopper-pearson"`` (95 % two-sided).
-        progress: show a progress bar per attack with the current robust accuracy.
+        progress: report progress during every attack, per batch, restart (or target class) and iteration, with
+            the robust accuracy so far: ``True`` for a tqdm bar in a terminal and log lines every 10 s otherwise
+            (see :mod:`eee_zoo._progress`), or a callable that gets every :class:`ProgressEvent`. Progress only
+            observes (a hook on the model's forward and on the attacks' runs): results are the same without it.
+        fresh: discard a saved state of this configuration under ``state_path`` and attack from the start.
 
     Raises:
         ValueError: bad arguments (unknown version, eps out of range, n_examples larger than the split, a model
@@ -518,6 +538,7 @@ def evaluate(
     if chunk_size is None and dist_info.enabled:
         chunk_size = DEFAULT_CHUNK_SIZE
 
+    _check_model_matches(model, dataset, threat_model, device, probe=inputs is None)  # before any data is read
     x, y, data = _inputs(dataset, n_examples, data_dir, inputs)
     _check_model_outputs(model, x[:_PROBE_IMAGES], y, _NUM_CLASSES[dataset], device)
     name, sha, sha_source = _model_identity(model, model_name)
@@ -546,7 +567,8 @@ def evaluate(
         batch_size=batch_size,
         device=device,
         overrides=overrides,
-        progress=progress and dist_info.rank == 0,
+        progress=progress if dist_info.rank == 0 else False,
+        fresh=bool(fresh),
     )
 
     model_config = _model_config(model)
@@ -752,6 +774,56 @@ def _inputs(
     return x, y, {"source": source, "split": "test", "sha256": digest.hexdigest(), "dataset": dataset}
 
 
+def _check_model_matches(
+    model: nn.Module, dataset: str, threat_model: str, device: torch.device, *, probe: bool
+) -> None:
+    """Before any data is touched: refuse a model for another number of classes, warn about another threat model.
+
+    The classes come from the model's config (``num_classes``) or attribute, else (``probe``) from one forward
+    pass on a blank image; a card's dataset and threat model from ``model.eee_info`` (models from ``load_model``).
+    """
+    info = getattr(model, "eee_info", None)
+    info = info if isinstance(info, dict) else {}
+    name = info.get("name") or type(model).__name__
+    want = _NUM_CLASSES[dataset]
+    classes = _declared_classes(model)
+    if classes is None and probe:
+        classes = _probed_classes(model, device)
+    if classes is not None and classes != want:
+        card = f" (its card is for {info['dataset']})" if isinstance(info.get("dataset"), str) else ""
+        raise ValueError(
+            f"{name} returns {classes} classes but the dataset has {want} ({dataset}){card}: wrong model for this "
+            f"dataset? Pass the dataset the model was trained on (nothing was loaded or attacked)"
+        )
+    card_threat = info.get("threat_model")
+    if isinstance(card_threat, str) and card_threat != threat_model:
+        warnings.warn(
+            f"{name}'s card is for the {card_threat} threat model, but it is being evaluated under {threat_model}: "
+            f"its training and its card's numbers are for {card_threat}, and this result cannot go into that card",
+            UserWarning,
+            stacklevel=4,  # the caller of evaluate / adaptive_evaluate (through strict_fp32's wrapper)
+        )
+
+
+def _declared_classes(model: nn.Module) -> int | None:
+    try:
+        config = model.config  # SelfEnsemble; other models may have none
+    except Exception:
+        config = None
+    value = config.get("num_classes") if isinstance(config, dict) else getattr(model, "num_classes", None)
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else None
+
+
+@torch.no_grad()
+def _probed_classes(model: nn.Module, device: torch.device) -> int | None:
+    """The width of the model's output on one blank 32x32 image (None when that does not give logits)."""
+    try:
+        out = model(torch.zeros(1, 3, 32, 32, device=device))
+    except Exception:  # the checks on real images report what is wrong with such a model
+        return None
+    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+
+
 @torch.no_grad()
 def _check_model_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, device: Any) -> None:
     """A pre-flight forward pass on a few images (before the model is reseeded): logits of the right shape."""
@@ -846,7 +918,8 @@ class _RunSpec:
     batch_size: int
     device: torch.device
     overrides: dict[str, Any]
-    progress: bool
+    progress: ProgressOutput
+    fresh: bool = False
 
 
 def _make_autoattack(spec: _RunSpec, seed: int) -> Any:
@@ -1058,6 +1131,7 @@ class _RunRecord:
     sessions: int
     warnings: list[dict[str, Any]]
     log: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)  # reused / resumed state (not saved)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -1082,8 +1156,7 @@ class _Hook(logging.Handler):
         self.resuming = resume_from is not None
         self.elapsed = elapsed
         self.started = False  # the first attack has started (before: checks and the clean pass)
-        self.bar: Any = None
-        self.robust_now = 0
+        self.meter = _AttackMeter(spec.progress, n=n, batch_size=spec.batch_size)
         self.error: BaseException | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -1106,18 +1179,15 @@ class _Hook(logging.Handler):
         if m := _RUNNING_RE.match(message):
             self._boundary(m.group(1))
         elif m := _BATCH_RE.match(message):
-            self.robust_now -= int(m.group(4))
-            if self.bar is not None:
-                self.bar.update(int(m.group(5)))
-                self.bar.set_postfix_str(f"robust {self.robust_now / self.n:.2%}")
+            self.meter.end_batch(int(m.group(2)), broken=int(m.group(4)))
         elif _AFTER_RE.match(message):
-            self._close_bar()
+            self.meter.close()
 
     def _boundary(self, attack: str) -> None:
         if attack not in self.spec.attacks:
             raise RuntimeError(f"AutoAttack started {attack!r}, which is not in {self.spec.attacks}")
         self.started = True
-        self._close_bar()
+        self.meter.close()
         state = self.tracker.state
         if state is None or state.robust_flags is None:
             raise RuntimeError("AutoAttack started an attack before its state held robust flags")
@@ -1145,17 +1215,194 @@ class _Hook(logging.Handler):
             )
             self.ckpt.data["spent_s"] = self.elapsed(total=True)
             self.ckpt.save()
-        self.robust_now = flags.count("1")
-        if self.spec.progress:
-            from tqdm.auto import tqdm
+        self.meter.start_attack(attack, robust=flags.count("1"))
 
-            self.bar = tqdm(total=self.robust_now, desc=f"{attack:<9}", unit="img", leave=True)
-            self.bar.set_postfix_str(f"robust {self.robust_now / self.n:.2%}")
 
-    def _close_bar(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+# Per attack: (AutoAttack component, what one run of attack_single_run is called, the count attribute(s) whose
+# product is the runs per batch, iterations per run, forwards per iteration, whether only forwards with gradients
+# count, forwards before the first iteration). pyautoattack 0.2.0: APGD computes eot_iter forwards with gradients
+# per iteration after as many at its start; FAB one per iteration; Square one (without gradients) per query after
+# one at its start. AutoAttack sets FAB's n_restarts to 1 for fab-t.
+_ATTACK_WORK = {
+    "apgd-ce": ("apgd", "restart", ("n_restarts",), "n_iter", "eot_iter", True, 1),
+    "apgd-dlr": ("apgd", "restart", ("n_restarts",), "n_iter", "eot_iter", True, 1),
+    "apgd-t": ("apgd_targeted", "target", ("n_target_classes", "n_restarts"), "n_iter", "eot_iter", True, 1),
+    "fab": ("fab", "restart", ("n_restarts",), "n_iter", None, True, 0),
+    "fab-t": ("fab", "target", ("n_target_classes",), "n_iter", None, True, 0),
+    "square": ("square", "restart", ("n_restarts",), "n_queries", None, False, 1),
+}
+
+
+class _AttackMeter:
+    """Progress during AutoAttack's attacks: per batch, per run (restart or target class) and per iteration.
+
+    It only observes: a forward pre-hook on the model counts forward passes, and each attack object's
+    ``attack_single_run`` is wrapped (an instance attribute, removed afterwards) to see where runs start and end;
+    nothing they compute is touched, so results are identical with and without progress. The robust accuracy
+    shown is AutoAttack's, updated at the end of every batch.
+    """
+
+    def __init__(self, output: ProgressOutput, *, n: int, batch_size: int) -> None:
+        self.output, self.n, self.batch_size = output, n, batch_size
+        self.adversary: Any = None
+        self.progress: Progress | None = None
+        self.in_run = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.output)
+
+    @contextlib.contextmanager
+    def installed(self, adversary: Any, model: nn.Module) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        self.adversary = adversary
+        wrapped = []
+        for component in dict.fromkeys(w[0] for w in _ATTACK_WORK.values()):
+            obj = getattr(adversary, component)
+            if "attack_single_run" not in vars(obj):
+                obj.attack_single_run = self._wrap(obj.attack_single_run)
+                wrapped.append(obj)
+        handle = model.register_forward_pre_hook(self._count_forward)
+        try:
+            yield
+        finally:
+            handle.remove()
+            for obj in wrapped:
+                del obj.attack_single_run
+            self.close()
+
+    def _wrap(self, run: Any) -> Any:
+        def attack_single_run(*args: Any, **kwargs: Any) -> Any:
+            self._run_started()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                self._run_ended()
+
+        return attack_single_run
+
+    def start_attack(self, attack: str, *, robust: int) -> None:
+        self.close()
+        if not self.enabled or self.adversary is None or robust == 0:  # AutoAttack skips the attack
+            return
+        component, run_name, run_attrs, iter_attr, per_iter_attr, grad_only, warmup = _ATTACK_WORK[attack]
+        obj = getattr(self.adversary, component)
+        self.run_name, self.grad_only = run_name, grad_only
+        self.runs = max(1, math.prod(int(getattr(obj, a)) for a in run_attrs))
+        self.iterations = max(1, int(getattr(obj, iter_attr)))
+        self.per_iter = max(1, int(getattr(obj, per_iter_attr))) if per_iter_attr else 1
+        self.warmup = warmup * self.per_iter
+        self.batches = max(1, math.ceil(robust / self.batch_size))
+        self.robust, self.batch, self.run, self.forwards, self.iteration = robust, 0, 0, 0, 0
+        _, text, info = self._state()
+        self.progress = Progress(
+            attack, self.batches * self.runs * self.iterations, output=self.output, unit="it", text=text, **info
+        )
+
+    def end_batch(self, batch: int, *, broken: int) -> None:
+        """AutoAttack finished batch ``batch`` (1-based) and broke ``broken`` images in it."""
+        if self.progress is not None:
+            self.robust -= broken
+            self.batch, self.run, self.iteration = batch, 0, 0
+            self._show()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close(text=self._text(final=True))
+            self.progress = None
+
+    def _run_started(self) -> None:
+        if self.progress is not None:
+            self.in_run, self.forwards, self.iteration = True, 0, 0
+            self.run = min(self.run + 1, self.runs)
+            self._show()
+
+    def _run_ended(self) -> None:
+        self.in_run = False
+        if self.progress is not None:
+            self.iteration = self.iterations
+            self._show()
+
+    def _count_forward(self, module: nn.Module, args: Any) -> None:
+        if not self.in_run or self.progress is None or (self.grad_only and not torch.is_grad_enabled()):
+            return
+        self.forwards += 1
+        iteration = min(self.iterations, max(0, self.forwards - self.warmup) // self.per_iter)
+        if iteration != self.iteration:
+            self.iteration = iteration
+            self._show()
+
+    def _show(self) -> None:
+        if self.progress is not None:
+            done, text, info = self._state()
+            self.progress.update(done=done, text=text, **info)
+
+    def _state(self) -> tuple[int, str, dict[str, Any]]:
+        """Position in the attack's iterations, the text beside the bar and the event's details."""
+        finished = self.batch >= self.batches
+        done = (self.batch * self.runs + max(self.run - 1, 0)) * self.iterations + self.iteration
+        if finished:
+            done = self.batches * self.runs * self.iterations
+        info = {
+            "batch": min(self.batch + 1, self.batches),  # the batch under way (the last one once all are done)
+            "batches": self.batches,
+            "run": self.run,
+            "runs": self.runs,
+            "run_name": self.run_name,
+            "iteration": self.iteration,
+            "iterations": self.iterations,
+            "robust": self.robust,
+            "n": self.n,
+        }
+        return done, self._text(final=finished), info
+
+    def _text(self, final: bool = False) -> str:
+        robust = f"robust {self.robust / self.n:.2%} ({self.robust}/{self.n})"
+        if final:
+            return robust
+        where = f"batch {min(self.batch + 1, self.batches)}/{self.batches}"
+        if self.runs > 1:
+            where += f", {self.run_name} {max(self.run, 1)}/{self.runs}"
+        return f"{where}, iteration {self.iteration}/{self.iterations}, {robust} so far"
+
+
+@contextlib.contextmanager
+def _apgd_iterations(apgd: Any, on_iteration: Any) -> Iterator[None]:
+    """Call ``on_iteration(i)`` as an APGD object (pyautoattack) runs its iterations; changes nothing it computes.
+
+    APGD runs ``eot_iter`` forward passes with gradients at the start of every run and as many per iteration:
+    a forward pre-hook on its model counts them while its ``attack_single_run`` (wrapped for the duration) runs.
+    """
+    eot = max(1, int(apgd.eot_iter))
+    state = {"in_run": False, "forwards": 0, "iteration": -1}
+
+    def count_forward(module: nn.Module, args: Any) -> None:
+        if state["in_run"] and torch.is_grad_enabled():
+            state["forwards"] += 1
+            iteration = min(int(apgd.n_iter), max(0, state["forwards"] - eot) // eot)
+            if iteration != state["iteration"]:
+                state["iteration"] = iteration
+                on_iteration(iteration)
+
+    run = apgd.attack_single_run
+
+    def attack_single_run(*args: Any, **kwargs: Any) -> Any:
+        state.update(in_run=True, forwards=0, iteration=-1)
+        try:
+            return run(*args, **kwargs)
+        finally:
+            state["in_run"] = False
+            on_iteration(int(apgd.n_iter))
+
+    apgd.attack_single_run = attack_single_run
+    handle = apgd.model.register_forward_pre_hook(count_forward)
+    try:
+        yield
+    finally:
+        handle.remove()
+        del apgd.attack_single_run
 
 
 @contextlib.contextmanager
@@ -1172,7 +1419,7 @@ def _captured_autoattack_logs(hook: _Hook) -> Iterator[None]:
         aa_logger.removeHandler(hook)
         aa_logger.setLevel(saved[0])
         aa_logger.propagate, aa_logger.disabled = saved[1], saved[2]
-        hook._close_bar()
+        hook.meter.close()
 
 
 @contextlib.contextmanager
@@ -1216,16 +1463,40 @@ def _run_resumable(
             f"{state_file} exists but was not written by eee_zoo (no {ckpt_path.name} beside it): refusing to "
             "resume from a state whose configuration is unknown. Delete it or use another state path."
         )
+    if spec.fresh and ckpt_path.exists():
+        state_file.unlink(missing_ok=True)
+        ckpt_path.unlink()
+        logger.warning("fresh start: removed the saved AutoAttack state %s", ckpt_path)
     ckpt = _Checkpoint.load(ckpt_path, identity, spec.attacks)
     if ckpt.data["finished"]:
-        logger.info("%s: already finished, reusing its result", ckpt_path)
-        return _record(ckpt, len(x), seed)
+        note = (
+            f"reused the finished AutoAttack state {ckpt_path} ({ckpt.data['sessions']} session(s), "
+            f"{ckpt.data['spent_s']:.1f} s of attacks): nothing was attacked again, and the times shown are those of "
+            "that run; pass fresh=True (--fresh) to attack again"
+        )
+        logger.warning("%s", note)
+        record = _record(ckpt, len(x), seed)
+        record.notes.append(note)
+        return record
 
     boundaries = ckpt.data["boundaries"]
     resume_from = boundaries[-1] if boundaries else None
     state_file.unlink(missing_ok=True)  # AutoAttack starts a new state file in every session
+    notes = []
     if resume_from is not None:
-        logger.info("resuming %s from the start of %s", ckpt_path.name, resume_from["attack"])
+        done = resume_from["index"]
+        notes.append(
+            f"resumed the partial AutoAttack state {ckpt_path} at the start of {resume_from['attack']} ({done} of "
+            f"{len(spec.attacks)} attacks done in {ckpt.data['sessions']} earlier session(s)); pass fresh=True "
+            "(--fresh) to start over"
+        )
+    elif ckpt.data["sessions"]:
+        notes.append(
+            f"restarted the unfinished AutoAttack state {ckpt_path}, which had not reached its first attack; pass "
+            "fresh=True (--fresh) to discard it"
+        )
+    for note in notes:
+        logger.warning("%s", note)
     path_elapsed = resume_from["elapsed_s"] if resume_from else 0.0
     spent_before = ckpt.data["spent_s"]
     session_start = time.perf_counter()
@@ -1249,7 +1520,8 @@ def _run_resumable(
         adversary = _make_autoattack(spec, seed)
         if resume_from is not None:
             adversary.attacks_to_run = list(spec.attacks[resume_from["index"] :])
-        adversary.run_standard_evaluation(x, y, batch_size=spec.batch_size, state_path=state_file)
+        with hook.meter.installed(adversary, spec.model):
+            adversary.run_standard_evaluation(x, y, batch_size=spec.batch_size, state_path=state_file)
         if resume_from is not None:  # AutoAttack's final check saw only this session's attacks: redo it whole
             _recheck_square(ckpt, tracker.state.robust_flags, len(x))
     if hook.error is not None:
@@ -1266,7 +1538,9 @@ def _run_resumable(
     ckpt.data["spent_s"] = elapsed(total=True)
     ckpt.data["finished"] = True
     ckpt.save()
-    return _record(ckpt, len(x), seed)
+    record = _record(ckpt, len(x), seed)
+    record.notes.extend(notes)
+    return record
 
 
 def _recheck_square(ckpt: _Checkpoint, final_flags: torch.Tensor, n: int) -> None:
@@ -1454,6 +1728,7 @@ def _summarize(
     outcomes: list[str] = []
     warnings_out: list[dict[str, Any]] = []
     log: list[str] = []
+    notes: list[str] = []
     for c, rec in enumerate(records):
         flags_before = [rec.boundaries.get(a) for a in attacks]
         first = flags_before[0]
@@ -1483,6 +1758,7 @@ def _summarize(
             _merge_warning(warnings_out, w, c if chunks is not None else None, w["count"])
         prefix = f"[chunk {c}] " if chunks is not None else ""
         log.extend(prefix + line for line in rec.log)
+        notes.extend(prefix + note for note in rec.notes)
     if len(outcomes) != n:
         raise RuntimeError(f"merged {len(outcomes)} outcomes for {n} examples")
     robust = robust_after[-1]
@@ -1537,6 +1813,7 @@ def _summarize(
         sessions=max(r.sessions for r in records),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log=log,
+        notes=notes,
     )
     return result
 

@@ -3,6 +3,8 @@
 Where ``load_model`` looks for a checkpoint's weights, in order:
 
 1. an explicit ``model_dir`` in RobustBench's layout: ``<model_dir>/<dataset>/<threat_model>/<name>.safetensors``;
+   when one is given it is the only place looked at (a missing folder or file is an error naming the path, never
+   a silent fall-back to the card's folder or the Hub);
 2. the card's own folder (``model_cards/<dataset>/<threat_model>/<Name>/<filename>``), when the weights ship there;
 3. ``huggingface_hub.hf_hub_download(repo_id, filename, revision=<the card's pinned revision>)``, which with
    ``HF_HUB_OFFLINE=1`` serves the file from the local cache without touching the network.
@@ -19,10 +21,12 @@ before a single tensor is read.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
 import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,10 +57,12 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 __all__ = [
-    "HF_CACHE_ENV", "WeightsChecksumError", "WeightsNotFoundError", "export", "hub_cache_dir", "push",
-    "read_index", "resolve_weights", "robustbench_path", "stale_patterns", "upload_patterns", "verify_folder",
-    "verify_sha256", "verify_weights",
+    "HF_CACHE_ENV", "HubConnectionError", "WeightsChecksumError", "WeightsNotFoundError", "checkpoint_files",
+    "export", "hub_cache_dir", "push", "read_index", "resolve_weights", "robustbench_path", "stale_patterns",
+    "upload_patterns", "verify_folder", "verify_sha256", "verify_weights",
 ]  # fmt: skip
+
+logger = logging.getLogger(__name__)  # a child of the "eee_zoo" logger
 
 HF_CACHE_ENV = "HF_HUB_CACHE"
 _HUB_ERRORS = (EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled)  # Local/RemoteEntryNotFound, repo, revision
@@ -72,6 +78,10 @@ class WeightsNotFoundError(FileNotFoundError):
 
 class WeightsChecksumError(ValueError):
     """A weights file whose sha256 differs from its card's: never loaded."""
+
+
+class HubConnectionError(ConnectionError):
+    """The Hugging Face Hub could not be reached (no network, offline mode, proxy, DNS): nothing was changed there."""
 
 
 # ---------------------------------------------------------------------------------------------- finding
@@ -122,9 +132,11 @@ def resolve_weights(
     For a sharded card, ``path`` is the index and every shard is beside it (from the Hub: each shard is downloaded
     at the commit the index came from). Nothing is checked or read here: :func:`verify_weights` does that.
 
+    An explicit ``model_dir`` is the only place looked at: the weights must be there.
+
     Raises:
-        WeightsNotFoundError: not found anywhere, or a shard missing beside its index; the message says exactly
-            where it looked and how to get the files.
+        WeightsNotFoundError: not found anywhere (or not in ``model_dir``), or a shard missing beside its index; the
+            message says exactly where it looked and how to get the files.
     """
     looked = []
     if model_dir is not None:
@@ -132,7 +144,20 @@ def resolve_weights(
         if path.is_file():
             _require_shards(card, path, "model_dir")
             return path, "model_dir"
-        looked.append(f"{path} (model_dir, RobustBench layout)")
+        what = "the index and its shards" if card.sharded else "the weights file"
+        root = Path(model_dir)
+        problem = (
+            "does not exist"
+            if not root.exists()
+            else "is not a folder"
+            if not root.is_dir()
+            else f"holds no {path.relative_to(root)}"
+        )
+        raise WeightsNotFoundError(
+            f"model_dir {model_dir} {problem}: expected {what} of {card.name!r} ({card.dataset}/{card.threat_model}) "
+            f"at {path} (RobustBench layout <model_dir>/<dataset>/<threat_model>/{path.name}); fix the path, or "
+            "leave model_dir out to load the weights from the card's folder or the Hugging Face Hub"
+        )
     if card.folder is not None:
         path = card.folder / card.filename
         if path.is_file():
@@ -143,6 +168,17 @@ def resolve_weights(
     revision = revision or card.revision
     cache = hub_cache_dir(cache_dir)
     offline = _offline()
+    if not offline and not _in_hub_cache(card, revision, cache):
+        # Without a connection huggingface_hub retries for about 25 s before failing: say what is going on.
+        logger.warning(
+            "weights of %r are neither beside its card nor in the Hub cache: downloading %s from the Hugging Face "
+            "Hub (%s at revision %s; without a connection huggingface_hub retries for about 25 s before giving up; "
+            "HF_HUB_OFFLINE=1 uses the local cache only)",
+            card.name,
+            card.filename + (f" and its {len(card.shards)} shards" if card.sharded else ""),
+            card.repo_id,
+            revision,
+        )
     try:
         return _download_weights(card, revision, cache_dir=cache, local_files_only=offline), "hub"
     except (*_HUB_ERRORS, _ShardNotFoundError) as e:
@@ -169,15 +205,21 @@ def resolve_weights(
                 f"found (its index was); looked in {where}. To get it: {how}"
             ) from cause
         looked.append(where)
-        rb_path = robustbench_path(
-            model_dir or "<model_dir>", card.name, card.dataset, card.threat_model, sharded=card.sharded
-        )
+        rb_path = robustbench_path("<model_dir>", card.name, card.dataset, card.threat_model, sharded=card.sharded)
         what = "the index and its shards" if card.sharded else "the file"
         raise WeightsNotFoundError(
             f"weights of {card.name!r} ({card.dataset}/{card.threat_model}) not found; looked in: "
             + "; ".join(looked)
             + f". To get them: {how}; or put {what} at {rb_path} and pass model_dir, or beside the card"
         ) from e
+
+
+def _in_hub_cache(card: ZooCard, revision: str, cache: str | None) -> bool:
+    """Whether the card's weights file is already in the Hub cache at ``revision`` (no download needed)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(card.repo_id, card.filename, cache_dir=cache, revision=revision)
+    return isinstance(found, str)
 
 
 class _ShardNotFoundError(WeightsNotFoundError):
@@ -367,8 +409,7 @@ def export(
             f"max_shard_size must be a positive number of bytes, a size like '5GB', or None; got {max_shard_size!r}"
         )
     out_dir = Path(out_dir)
-    existing = [f.name for f in _layout_files(out_dir)]
-    existing += [f for f in (CONFIG_FILENAME, CARD_FILENAME) if (out_dir / f).exists()]
+    existing = checkpoint_files(out_dir)
     if existing and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a checkpoint ({', '.join(existing)}); pass overwrite=True")
     config = model.config
@@ -439,6 +480,16 @@ def _save_weights(state: dict[str, Any], folder: Path, max_shard_size: int | str
     }
     atomic_write_json(folder / INDEX_FILENAME, index)
     return INDEX_FILENAME, shards
+
+
+def checkpoint_files(folder: str | os.PathLike) -> list[str]:
+    """The names of the checkpoint files (weights of either layout, ``config.json``, card) already in ``folder``.
+
+    :func:`export` refuses such a folder without ``overwrite=True``; callers can check first (before loading a model).
+    """
+    folder = Path(folder)
+    existing = [f.name for f in _layout_files(folder)]
+    return existing + [f for f in (CONFIG_FILENAME, CARD_FILENAME) if (folder / f).exists()]
 
 
 def _layout_files(folder: Path) -> list[Path]:
@@ -519,7 +570,8 @@ def push(
     ``model.safetensors``, index or shards this upload does not replace), and with ``pin=True``
     rewrites the local card's ``revision`` to the new commit so later downloads are pinned to it (when
     ``repo_id`` is the card's own). Needs the
-    network and a write token (``token`` or ``hf auth login``); not exercised by the offline tests.
+    network and a write token (``token`` or ``hf auth login``); not exercised by the offline tests. A Hub that
+    cannot be reached is a :class:`HubConnectionError` saying so in one line.
     """
     from huggingface_hub import HfApi
 
@@ -527,20 +579,48 @@ def push(
     card = verify_folder(folder)
     repo_id = repo_id or card.repo_id
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision not in (None, "main"):
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=folder,
-        revision=revision,
-        commit_message=commit_message or f"Upload {card.name} ({card.dataset}/{card.threat_model})",
-        allow_patterns=upload_patterns(card),
-        delete_patterns=stale_patterns(card),  # upload_folder never deletes what the same commit uploads
-    )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision not in (None, "main"):
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            revision=revision,
+            commit_message=commit_message or f"Upload {card.name} ({card.dataset}/{card.threat_model})",
+            allow_patterns=upload_patterns(card),
+            delete_patterns=stale_patterns(card),  # upload_folder never deletes what the same commit uploads
+        )
+    except Exception as e:
+        if not _is_connection_error(e):
+            raise
+        if _offline():
+            how = "unset HF_HUB_OFFLINE and push again"
+        else:
+            how = "check the connection (and HF_ENDPOINT or proxy settings if set), then push again"
+        raise HubConnectionError(
+            f"could not reach the Hugging Face Hub at {api.endpoint} to push {folder} to {repo_id} "
+            f"({type(e).__name__}: {e}); a push is one commit, so nothing was half-uploaded: {how}"
+        ) from e
     if pin and repo_id == card.repo_id:  # a commit of another repo means nothing to this card
         set_revision(folder / CARD_FILENAME, commit.oid)
     return commit.oid
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """A failure to reach the Hub at all: socket errors, offline mode, and the HTTP client's transport errors.
+
+    huggingface_hub's HTTP client (``httpx``, or ``httpx2`` in newer releases) raises transport errors that are not
+    ``OSError``s; they are recognised by the client's base class, whichever module provides it.
+    """
+    if isinstance(error, (ConnectionError, TimeoutError)):  # OfflineModeIsEnabled is a ConnectionError
+        return True
+    for name in ("httpx2", "httpx"):
+        transport = getattr(sys.modules.get(name), "TransportError", None)
+        if isinstance(transport, type) and isinstance(error, transport):
+            return True
+    requests = sys.modules.get("requests")
+    return requests is not None and isinstance(error, (requests.ConnectionError, requests.Timeout))
 
 
 def upload_patterns(card: ZooCard) -> list[str]:

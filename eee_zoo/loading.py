@@ -44,7 +44,8 @@ def load_model(
         dataset: ``"cifar10"`` or ``"cifar100"`` (case-insensitive; RobustBench's enums work too).
         threat_model: ``"Linf"`` or ``"L2"`` (case-insensitive).
         model_dir: a folder in RobustBench's layout, ``<model_dir>/<dataset>/<threat_model>/<name>.safetensors``
-            (a sharded checkpoint: ``<name>.safetensors.index.json`` with its shards beside it), searched first.
+            (a sharded checkpoint: ``<name>.safetensors.index.json`` with its shards beside it); when given, the
+            only place looked at (no fall-back to the card's folder or the Hub).
         revision: Hub revision to download instead of the card's pinned one.
         device: where to put the model.
         cards_dir: the cards root (default: ``$EEE_ZOO_CARDS`` or the shipped ``model_cards/``).
@@ -57,8 +58,8 @@ def load_model(
 
     Raises:
         UnknownModelError: no such checkpoint (the message suggests close names or the right dataset).
-        WeightsNotFoundError: the weights are nowhere to be found (the message says where it looked), or a shard
-            is missing beside its index (the message names it).
+        WeightsNotFoundError: the weights are nowhere to be found, or not in ``model_dir`` (the message says where
+            it looked), or a shard is missing beside its index (the message names it).
         WeightsChecksumError: the weights' sha256 (a shard's, for a sharded checkpoint) differs from the card's.
         ValueError: malformed safetensors, or weights that do not fit the architecture.
     """

@@ -42,12 +42,17 @@ def test_shipped_slice_serves_small_requests_offline(no_env_data, caplog: pytest
     assert SHIPPED_SLICE.stat().st_size < 2_000_000
 
 
-def test_shipped_slice_does_not_cover_more_than_it_holds(no_env_data, tmp_path: Path) -> None:
-    # 501 images are not in the slice; an empty data_dir leaves only the download, which offline mode forbids
+def test_shipped_slice_does_not_cover_more_than_it_holds(
+    no_env_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 501 images are not in the slice; with no data folder and an empty cache only the download is left, which
+    # offline mode forbids; the message says what a user can do (no path of the development checkout)
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # set for every test by conftest
-    with pytest.raises(FileNotFoundError, match="downloads are off.*unpack.py"):
-        load_cifar10(501, data_dir=tmp_path / "empty")
-    assert not (tmp_path / "empty").exists()  # nothing was fetched or created
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"download is off.*<dataset>/<split>\.npz") as err:
+        load_cifar10(501)
+    assert "../shared" not in str(err.value)
+    assert not (tmp_path / "cache").exists()  # nothing was fetched or created
 
 
 def test_shipped_slice_matches_canonical_test_set(cifar_npz_dir: Path) -> None:

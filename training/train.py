@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ from tqdm import tqdm
 
 from eee_zoo._io import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from eee_zoo._precision import strict_fp32
+from eee_zoo._progress import Progress
 from eee_zoo.commands.train import add_arguments
 from eee_zoo.data import load_uint8
 from eee_zoo.models import SelfEnsemble
@@ -385,6 +387,7 @@ class Trainer:
         self.git = git_state() if world.is_main else {}
         self.amp = False
         self.channels_last = False
+        self.started = False  # set once data and model are ready: a failed start before that leaves no run folder
 
     # ------------------------------------------------------------------------------------------ setup
     def check_before_training(self) -> None:
@@ -624,18 +627,16 @@ class Trainer:
         forward = self._backbone_loss if stage == "backbone" else self._heads_loss
         attack_loss = self._backbone_attack_loss if stage == "backbone" else self._model_attack_loss
 
-        tty = sys.stderr.isatty()
-        bar = tqdm(
-            total=total * global_bs,
-            initial=(epoch0 * steps_per_epoch + step0) * global_bs,
+        # A tqdm bar in a terminal; otherwise a log line (stderr and train.log) every 30 s: images, img/s, epoch.
+        bar = Progress(
+            stage,
+            total * global_bs,
+            output=not self.args.no_progress and world.is_main,
             unit="img",
             unit_scale=True,
-            desc=stage,
-            disable=self.args.no_progress or not world.is_main,
-            mininterval=0.5 if tty else 60.0,
-            maxinterval=60.0 if tty else 600.0,
-            dynamic_ncols=True,
-            file=sys.stderr,
+            initial=(epoch0 * steps_per_epoch + step0) * global_bs,
+            every_s=30.0,
+            logger=logger,
         )
         try:
             for epoch in range(epoch0, spec.epochs):
@@ -663,9 +664,11 @@ class Trainer:
                     sums += torch.stack([loss.detach().double() * len(y), correct.double(), sums.new_tensor(len(y))])
                     self.steps_done += 1
                     images += global_bs
-                    bar.update(global_bs)
-                    if step % 10 == 0 and not bar.disable:
-                        bar.set_postfix(epoch=f"{epoch + 1}/{spec.epochs}", loss=f"{loss.item():.3f}", refresh=False)
+                    text = None
+                    if step % 10 == 0 and bar.mode is not None:  # .item() syncs: not on every step
+                        text = f"epoch {epoch + 1}/{spec.epochs}, step {step + 1}/{steps_per_epoch}"
+                        text += f", loss {loss.item():.3f}"
+                    bar.update(global_bs, text=text)
                     stop = self.args.stop_after_steps is not None and self.steps_done >= self.args.stop_after_steps
                     if step + 1 < steps_per_epoch and (stop or self._checkpoint_due()):
                         self.save_checkpoint(
@@ -901,6 +904,8 @@ class Trainer:
             self.steps_done = state["steps_done"]
             self.history = list(state["history"])
             self.elapsed_before = float(state["elapsed_s"])
+        if position["stage"] != "done":
+            self.load_data()  # before any record: missing or bad data fails without writing a thing
         self.write_records(position if state else None)
         if position["stage"] == "done":
             logger.info("run %s in %s has already finished; nothing to do", r.name, self.run_dir)
@@ -915,9 +920,9 @@ class Trainer:
             f" x {world.world_size} processes ({dist.get_backend()})" if world.enabled else "",
             self.run_dir,
         )
-        self.load_data()
 
         self.init_model(state)
+        self.started = True  # from here on the run folder is kept, whatever happens
 
         stage = position["stage"]
         status = "failed"
@@ -987,6 +992,20 @@ def _duration(seconds: float) -> str:
 
 
 # ================================================================================================= entry points
+def _discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
+    """Remove what a start that failed before training wrote (log, records): no half-made run folder is left.
+
+    ``before``: the folder's entries when the command started (``None``: it did not exist, so it goes entirely).
+    """
+    if before is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    written = set(os.listdir(run_dir)) - before if run_dir.is_dir() else set()
+    for name in written:
+        if (run_dir / name).is_file():
+            (run_dir / name).unlink(missing_ok=True)
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
@@ -998,11 +1017,16 @@ def run(args: argparse.Namespace) -> int:
     world, device = init_distributed(args.device)
     trainer = Trainer(args, recipe, recipe_path, world)
     trainer.device = device
+    before = set(os.listdir(trainer.run_dir)) if trainer.run_dir.is_dir() else None
     in_main_thread = threading.current_thread() is threading.main_thread()
     old_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:  # a kill (SIGTERM) unwinds normally, so the session's end is still recorded
         with logging_to(trainer.run_dir if not trainer.ckpt_path.exists() or args.resume else None, world):
             return trainer.run()
+    except BaseException:
+        if world.is_main and not trainer.started:
+            _discard_failed_start(trainer.run_dir, before)
+        raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, old_handler)

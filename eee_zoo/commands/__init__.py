@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = [
     "CHECKOUT_ROOT", "COMMANDS_DIR", "add_checkout_to_path", "add_card_arguments", "dataset_arg",
-    "require_source_checkout", "threat_model_arg",
+    "nonnegative_int", "positive_int", "require_source_checkout", "threat_model_arg",
 ]  # fmt: skip
 
 COMMANDS_DIR = Path(__file__).resolve().parent
@@ -36,6 +36,26 @@ def require_source_checkout(folder: str) -> Path:
         )
     add_checkout_to_path()
     return CHECKOUT_ROOT
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--n-examples``, ``--batch-size``, ...), checked before any work starts."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``--seed``)."""
+    return _int_at_least(text, 0, "a non-negative integer")
+
+
+def _int_at_least(text: str, lo: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
 
 
 def dataset_arg(value: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_card_arguments
+from . import add_card_arguments, nonnegative_int, positive_int
 
 HELP = "Load a zoo checkpoint and score it with AutoAttack on the first few test images (works offline)."
 DEFAULT_MODEL = "Airbench_CPU_CrossMax"
@@ -19,12 +19,16 @@ DEFAULT_MODEL = "Airbench_CPU_CrossMax"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"checkpoint name (default: {DEFAULT_MODEL})")
     add_card_arguments(parser)
-    parser.add_argument("--n-examples", type=int, default=10, help="the first N test images (default: 10)")
+    parser.add_argument("--n-examples", type=positive_int, default=10, help="the first N test images (default: 10)")
     parser.add_argument(
         "--version", choices=("standard", "rand"), help="AutoAttack version (default: what the card's mode needs)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="AutoAttack / model generator seed (default: 0)")
-    parser.add_argument("--data-dir", help="data root (default: $EEE_ZOO_DATA, else the embedded slice)")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="AutoAttack / model generator seed (default: 0)"
+    )
+    parser.add_argument(
+        "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,11 +36,12 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
     from ..loading import load_model
 
+    # The data first: a wrong --data-dir or --n-examples fails in a second, before the model is built.
+    x, y = load_dataset(args.dataset, n_examples=args.n_examples, data_dir=args.data_dir)
     model = load_model(args.model, args.dataset, args.threat_model, cards_dir=args.cards_dir)
     info = model.eee_info
     mode = "stochastic" if model.stochastic else "deterministic"
     print(f"loaded {info['name']} ({info['dataset']}/{info['threat_model']}, sha256 {info['sha256'][:12]}, {mode})")
-    x, y = load_dataset(args.dataset, n_examples=args.n_examples, data_dir=args.data_dir)
     result = evaluate(
         model,
         args.n_examples,
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(result.summary())
     print(
-        f"(demo size n={args.n_examples}: see the intervals. Full evaluation: eee-zoo benchmark {info['name']} "
-        f"--n-examples 1000 --write-card)"
+        f"(demo size n={args.n_examples}: see the intervals. A larger evaluation: eee-zoo benchmark {info['name']} "
+        "--n-examples 1000; the zoo's own numbers: benchmarks/LEADERBOARD.md)"
     )
     return 0

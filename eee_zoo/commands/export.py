@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import export
+    from ..hub import checkpoint_files, export
     from ..registry import card_folder, get_card
 
     if args.config is not None and args.weights is None:
@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.from_zoo is not None and args.weights is not None:
         args._parser.error("--weights goes with --config, not --from-zoo")
 
+    out = args.out or card_folder(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir)
+    existing = checkpoint_files(out)
+    if existing and not args.overwrite:  # before loading anything
+        raise FileExistsError(f"{out} already holds a checkpoint ({', '.join(existing)}); pass --overwrite to replace")
     training = {}
     if args.config is not None:
         model = _from_files(args.config, args.weights)
@@ -73,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     if args.stochastic is not None:
         model.set_stochastic(args.stochastic)
 
-    out = args.out or card_folder(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir)
     export(
         model,
         args.name,

@@ -38,12 +38,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(card: Any) -> dict[str, Any]:
-    """One row: the card's identity, a short architecture, the clean and per-version robust accuracies."""
+    """One row: the card's identity, a short architecture, the clean and per-version robust accuracies.
+
+    The clean accuracy is the deployed inference mode's (the card's ``stochastic_inference``), as in the
+    leaderboard's ``model_info``; every figure carries the mode it was measured in (``stochastic`` may be None
+    for a result that did not record it) and its n.
+    """
     arch = card.architecture
     aggregator = arch.get("aggregator", "crossmax")
     n_heads = len(arch["taps"]) + int(arch.get("include_backbone_head", True))
     agg = f"crossmax k={arch.get('k', 3)}" if aggregator == "crossmax" else aggregator
-    clean = card.best_result("clean_accuracy")
+    clean = _deployed_clean(card)
     versions = sorted({r["version"] for r in card.results if r["metric"] == "robust_accuracy"})
     robust = {v: card.best_result("robust_accuracy", v) for v in versions}
     return {
@@ -52,19 +57,39 @@ def summarize(card: Any) -> dict[str, Any]:
         "threat_model": card.threat_model,
         "architecture": f"{arch['backbone']['name']}, {n_heads} predictors, {agg}",
         "inference": "stochastic" if card.stochastic_inference else "deterministic",
-        "clean": {"value": clean["value"], "n_examples": clean["n_examples"]} if clean else None,
-        "robust": {v: {"value": r["value"], "n_examples": r["n_examples"]} for v, r in robust.items()},
+        "clean": _figure(clean) if clean else None,
+        "robust": {v: _figure(r) for v, r in robust.items()},
         "repo_id": card.repo_id,
         "revision": card.revision,
         "card_path": str(card.card_path),
     }
 
 
+def _deployed_clean(card: Any) -> dict[str, Any] | None:
+    """The clean accuracy measured in the card's inference mode with the most examples; else the best other one."""
+    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
+    deployed = [r for r in cleans if r.get("stochastic") == card.stochastic_inference]
+    return max(deployed or cleans, key=lambda r: r["n_examples"], default=None)
+
+
+def _figure(result: dict[str, Any]) -> dict[str, Any]:
+    out = {"value": result["value"], "n_examples": result["n_examples"], "stochastic": result.get("stochastic")}
+    if result.get("eval_draws"):
+        out["eval_draws"] = result["eval_draws"]
+    return out
+
+
 def _cell(value: Any) -> str:
     if value is None or value == {}:
         return "-"
     if isinstance(value, dict) and "value" in value:
-        return f"{value['value']:.2f} (n={value['n_examples']})"
+        label = [f"n={value['n_examples']}"]
+        mode = value.get("stochastic")
+        if mode is not None:
+            label.append("stochastic" if mode else "deterministic")
+        if value.get("eval_draws"):
+            label.append(f"right on all {value['eval_draws']} draws")
+        return f"{value['value']:.2f} ({', '.join(label)})"
     if isinstance(value, dict):
         return ", ".join(f"{v} {_cell(r)}" for v, r in value.items())
     return str(value)

@@ -10,19 +10,9 @@ import argparse
 from pathlib import Path
 from types import ModuleType
 
-from . import require_source_checkout
+from . import positive_int, require_source_checkout
 
 HELP = "train a self-ensemble from a recipe (training/recipes/<name>.yaml); needs a source checkout"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="dataset folder holding <dataset>/<split>.npz (overrides the recipe's data.data_dir and $EEE_ZOO_DATA)",
     )
-    parser.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--stop-after-steps",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="stop with a checkpoint once the run has taken N optimiser steps in all; continue with --resume",
     )

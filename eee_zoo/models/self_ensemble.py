@@ -231,7 +231,7 @@ class SelfEnsemble(
         return len(self.predictor_names)
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error unless ``x`` is a float image batch ``[B, 3, S, S]`` in [0, 1]."""
+        """Raise a clear error unless ``x`` is a float image batch ``[B, 3, S, S]`` in [0, 1] (any float dtype)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"expected a torch.Tensor of images, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -251,14 +251,28 @@ class SelfEnsemble(
                 )
 
     def predictor_logits(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Every predictor's logits, ``[B, P, C]`` in the order of ``predictor_names``."""
+        """Every predictor's logits, ``[B, P, C]`` in the order of ``predictor_names``.
+
+        Images of any floating-point dtype are accepted (float64 from NumPy, float16/bfloat16): they are cast to the
+        model's own dtype (float32 unless the model was converted). The cast is differentiable, so an attack's
+        gradient still reaches ``x`` (in ``x``'s dtype).
+        """
         self.check_input(x)
+        dtype = self._parameter_dtype()
+        if x.dtype != dtype:
+            x = x.to(dtype)
         stacked = self.stack(x, generator=generator)
         features, tapped = self.backbone.forward_features(stacked, self.taps)
         logits = [head(tapped[tap]) for tap, head in zip(self.taps, self.heads)]
         if self.include_backbone_head:
             logits.append(self.backbone.forward_head(features))
         return torch.stack(logits, dim=1)
+
+    def _parameter_dtype(self) -> torch.dtype:
+        for param in self.parameters():
+            if param.is_floating_point():
+                return param.dtype
+        return torch.get_default_dtype()
 
     def aggregate(self, logits: torch.Tensor) -> torch.Tensor:
         return self.aggregate_fn(logits, self.k)
