@@ -18,3 +18,9 @@ python -m benchmarks.run "${models[@]}" --version rand --n-examples 100 --seed 0
 # Adaptive attacks (eee_zoo.adaptive): transfer from the deterministic mode, a mean-of-logits surrogate of
 # CrossMax, EOT on the surrogate; judged on 10 draws of the deployed model.
 python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-card
+# ResNet18w16_CPU_CrossMax_C100 (CIFAR-100, CPU): n=100 only, a 2-core CPU's share of one session
+# (rand took 16 min, standard 3 min, adaptive 2 min; EEE_ZOO_DATA pointed at the decoded CIFAR-100 arrays):
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 100 --seed 0 --write-card --no-leaderboard
+# The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).
