@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from conftest import FAST_STANDARD
 from pyautoattack import AutoAttack
 from safetensors.torch import load_file, save_file
 
@@ -37,14 +38,6 @@ from eee_zoo.models import SelfEnsemble
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_RAND = {"apgd.n_iter": 4, "apgd.eot_iter": 2}
-FAST_STANDARD = {
-    "apgd.n_iter": 4,
-    "apgd_targeted.n_iter": 4,
-    "apgd_targeted.n_target_classes": 2,
-    "fab.n_iter": 4,
-    "fab.n_target_classes": 2,
-    "square.n_queries": 30,
-}
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from conftest import FAST_STANDARD
 from PIL import Image
 
 from benchmarks.perf.tiny_model import train_tiny_model
@@ -27,14 +28,6 @@ from eee_zoo.models import SelfEnsemble
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_RAND = {"apgd.n_iter": 5, "apgd.eot_iter": 2}
-FAST_STANDARD = {
-    "apgd.n_iter": 4,
-    "apgd_targeted.n_iter": 4,
-    "apgd_targeted.n_target_classes": 2,
-    "fab.n_iter": 4,
-    "fab.n_target_classes": 2,
-    "square.n_queries": 20,
-}
 FAST_ADAPTIVE = {"n_iter": 4, "eot_iter": 2, "eval_draws": 3, "batch_size": 5}
 LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+): (\d+)/(\d+) it .*\| (.*) \| ")
 
