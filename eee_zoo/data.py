@@ -86,7 +86,7 @@ DATASETS: dict[str, DataSpec] = {
 }
 
 # The first 500 CIFAR-10 test images, shipped so that examples run on a fresh offline machine
-# (regenerate with `python training/make_shipped_slice.py`).
+# (regenerate with `python -m training.make_shipped_slice`).
 SHIPPED_SLICE = Path(__file__).resolve().parent / "_data" / "cifar10_test_first500.npz"
 SHIPPED_SLICE_SPEC = ("cifar10", "test", 500, "8f2427926825821b6e0de483aa537ca1419ff2a5b82cc5e436d5dfc50e85cc7a")
 

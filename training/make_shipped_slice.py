@@ -1,6 +1,6 @@
 """Regenerate the CIFAR-10 test slice shipped inside the package (``eee_zoo/_data/cifar10_test_first500.npz``).
 
-    python training/make_shipped_slice.py [--packs ../shared/data] [--n 500]
+    python -m training.make_shipped_slice [--packs ../shared/data] [--n 500]
 
 Decodes the whole CIFAR-10 test split from the shared lossless WebP pack, checks it against the canonical
 SHA-256 (the table in ``eee_zoo.data.DATASETS``), and writes the first ``n`` images (``x`` uint8 NHWC,
@@ -11,29 +11,23 @@ SHA-256 (the table in ``eee_zoo.data.DATASETS``), and writes the first ``n`` ima
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 
 from eee_zoo._io import atomic_path
 from eee_zoo.data import DATASETS, SHIPPED_SLICE, sha256_array
+from training.webp_packs import decode_webp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode_pack(pack: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode the first ``n`` images (all if None) of a shared ``<split>.webp.npz`` pack."""
-    from PIL import Image
-
     with np.load(pack, allow_pickle=False) as d:
         blob, offsets, y = d["webp"], d["offsets"], d["y"]
     n = len(y) if n is None else n
-    x = np.stack([
-        np.asarray(Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB"))
-        for i in range(n)
-    ])  # fmt: skip
-    return x, y[:n].astype(np.int64)
+    return decode_webp(blob, offsets[: n + 1]), y[:n].astype(np.int64)
 
 
 def main(argv: list[str] | None = None) -> None:

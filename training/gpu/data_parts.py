@@ -13,7 +13,6 @@ warm, decoded there in parallel (``install``), and once a split is complete it i
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 from eee_zoo._io import atomic_path
 from eee_zoo.data import DATASETS, sha256_array
+from training.webp_packs import decode_webp
 
 __all__ = ["assemble", "decode_part", "install", "split_packs"]
 
@@ -84,18 +84,6 @@ def split_packs(
     return folders
 
 
-def _decode_range(args: tuple[bytes, np.ndarray]) -> np.ndarray:
-    from PIL import Image
-
-    blob, offsets = args
-    return np.stack(
-        [
-            np.asarray(Image.open(io.BytesIO(blob[offsets[i] : offsets[i + 1]])).convert("RGB"))
-            for i in range(len(offsets) - 1)
-        ]
-    )
-
-
 def decode_part(part: Path, workers: int) -> tuple[str, str, int, int, np.ndarray, np.ndarray]:
     """Decode one part in ``workers`` processes: ``(dataset, split, start, total, x uint8 NHWC, y)``."""
     d = np.load(part)
@@ -103,7 +91,7 @@ def decode_part(part: Path, workers: int) -> tuple[str, str, int, int, np.ndarra
     bounds = np.linspace(0, len(y), workers + 1).astype(int)
     chunks = [(blob[offsets[a] : offsets[b]], offsets[a : b + 1] - offsets[a]) for a, b in zip(bounds, bounds[1:])]
     with ProcessPoolExecutor(workers) as pool:
-        x = np.concatenate(list(pool.map(_decode_range, chunks)))
+        x = np.concatenate(list(pool.map(decode_webp, *zip(*chunks))))
     return str(d["dataset"]), str(d["split"]), int(d["start"]), int(d["total"]), x, y
 
 
