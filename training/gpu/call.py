@@ -189,8 +189,9 @@ class Call:
     # -------------------------------------------------------------------------------------------- bundle
     def bundle(self, out: Path) -> None:
         """Everything produced, minus resumable checkpoints, as a tar.gz cut into parts of 15 MiB."""
-        status = {"lease": self.lease, "steps": dict(sorted(self.status.items()))}
-        (self.repo / self.log_dir / "status.json").write_text(json.dumps(status, indent=2) + "\n")
+        path = self.repo / self.log_dir / "status.json"  # the lease's, restored from its earlier calls
+        steps = {**(json.loads(path.read_text())["steps"] if path.exists() else {}), **self.status}
+        path.write_text(json.dumps({"lease": self.lease, "steps": dict(sorted(steps.items()))}, indent=2) + "\n")
         self.save_mirror()  # the mirror holds every call's products on this machine: each bundle has them all
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
