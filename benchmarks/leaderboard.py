@@ -2,9 +2,9 @@
 
     python -m benchmarks.leaderboard [--results-dir DIR] [--model-info-dir DIR] [--markdown FILE] [--html-dir DIR]
 
-For each checkpoint the headline result is chosen (a full AutoAttack evaluation on loaded test images, the
-version that matches its inference mode first — ``rand`` for a stochastic model, ``standard`` otherwise — then
-the largest n, then the smallest seed), and written as
+For each checkpoint the headline result is chosen (a full AutoAttack evaluation, ``suite`` ``autoattack``, on
+loaded test images, the version that matches its inference mode first — ``rand`` for a stochastic model,
+``standard`` otherwise — then the largest n, then the smallest seed), and written as
 
 * RobustBench ``model_info`` JSON, ``benchmarks/model_info/<dataset>/<threat_model>/<Name>.json``: the fields
   RobustBench's own leaderboard code reads (``clean_acc``, ``autoattack_acc``, ``additional_data``,
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo.cards import result_suite
 
 from .results import RESULTS_DIR, eps_tag, interval_percent, iter_results, percent_floor
 
@@ -59,7 +60,11 @@ _CAVEAT = (
 def headline(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The result a leaderboard shows for one checkpoint (see the module docstring), or None."""
     valid = [
-        r for r in results if not r.get("attack_overrides") and (r.get("data") or {}).get("source") == _LOAD_SOURCE
+        r
+        for r in results
+        if result_suite(r) == "autoattack"
+        and not r.get("attack_overrides")
+        and (r.get("data") or {}).get("source") == _LOAD_SOURCE
     ]
     if not valid:
         return None
@@ -267,6 +272,7 @@ def build(
     adaptive = [
         (path.resolve().relative_to(base).as_posix() if base is not None else str(path), data)
         for path, data in iter_adaptive(results_dir)
+        if result_suite(data) == "adaptive"
     ]
     atomic_write_text(markdown_path, "\n".join([render_markdown(boards), *render_adaptive(adaptive)]) + "\n")
     written["markdown"] = markdown_path

@@ -1,8 +1,14 @@
 """Results files: the only place the zoo's numbers come from.
 
-One JSON file (``EvaluationResult.to_dict()``) plus its log per evaluated configuration::
+One JSON file (``EvaluationResult.to_dict()``), its log and its adversarial examples per evaluated
+configuration::
 
     benchmarks/results/<dataset>/<threat_model>/<Name>/<version>_<sto|det>_eps<eps>_n<n>_seed<seed>_<sha12>[_chunk<k>].json
+    ... .log, ... .adv.safetensors (eee_zoo.evaluation.examples: every image the attacks broke, as x_adv - x)
+
+A file's ``suite`` says which family of attacks produced it (``autoattack`` here; the adaptive suite's files
+live one folder down, see ``benchmarks/adaptive.py``); files written before the field existed are read with
+:func:`eee_zoo.cards.result_suite` (``version == "adaptive"``: the adaptive suite, else AutoAttack).
 
 The name carries the model, checkpoint hash, dataset, threat model, AutoAttack version, inference mode, eps,
 n and seed; everything else that shapes the result (batch size, chunking, the images' hash) is checked
@@ -30,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
-from eee_zoo.evaluation import EvaluationResult
+from eee_zoo.cards import result_suite
+from eee_zoo.evaluation import SUITE, EvaluationResult
 
 __all__ = [
     "REPO_ROOT", "RESULTS_DIR", "ResultsError", "card_results", "check_card", "check_cards", "eps_tag",
-    "iter_results", "load_result", "result_filename", "result_path", "results_file_reference", "save_result",
-    "user_results_dir",
+    "examples_path", "iter_results", "load_result", "result_filename", "result_path", "result_suite",
+    "results_file_reference", "save_result", "user_results_dir",
 ]  # fmt: skip
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -102,6 +109,8 @@ def save_result(result: EvaluationResult, results_dir: str | os.PathLike | None 
             "results files hold evaluations on the first n test images as loaded by eee_zoo.data.load_dataset; "
             f"this result was computed on {result.data.get('source')!r} inputs"
         )
+    if result.suite != SUITE:
+        raise ResultsError(f"a {result.suite!r} result does not go into an AutoAttack results file")
     if result.is_reduced:
         raise ResultsError(
             f"this result used reduced attack settings {result.attack_overrides}: it is not an AutoAttack "
@@ -158,11 +167,20 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def iter_results(results_dir: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every results file under ``results_dir`` (sorted by path) with its data."""
+def examples_path(results_path: str | os.PathLike) -> Path:
+    """Where a results file's adversarial examples lie: ``<results stem>.adv.safetensors`` beside it."""
+    return Path(results_path).with_suffix(".adv.safetensors")
+
+
+def iter_results(
+    results_dir: str | os.PathLike | None = None, *, suite: str | None = SUITE
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every results file under ``results_dir`` (sorted by path) with its data; only ``suite``'s (None: all)."""
     root = Path(results_dir) if results_dir is not None else RESULTS_DIR
     for path in sorted(root.glob("*/*/*/*.json")):
-        yield path, load_result(path)
+        data = load_result(path)
+        if suite is None or result_suite(data) == suite:
+            yield path, data
 
 
 # ============================================================================================ cards
@@ -191,7 +209,7 @@ def card_results(result: dict[str, Any] | EvaluationResult, results_file: str) -
         {"metric": "clean_accuracy", "value": percent_floor(r["clean_correct"], n), "correct": r["clean_correct"],
          "version": None, **common, "results_file": results_file},
         {"metric": "robust_accuracy", "value": percent_floor(r["robust_correct"], n), "correct": r["robust_correct"],
-         "version": r["version"], **common, "results_file": results_file},
+         "version": r["version"], **common, "suite": result_suite(r), "results_file": results_file},
     ]  # fmt: skip
 
 
@@ -201,7 +219,8 @@ def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dic
     The clean accuracy of that definition (right on every draw) is left out of the card, where it would stand
     beside the usual single-draw clean accuracy without its context; the leaderboard shows both.
     """
-    if result.get("kind") != "adaptive":
+    adaptive = result["suite"] == "adaptive" if result.get("suite") is not None else result.get("kind") == "adaptive"
+    if not adaptive:  # files without a suite: as before, the adaptive results' own "kind"
         raise ResultsError("not an adaptive-attack result (benchmarks.adaptive)")
     if (result.get("data") or {}).get("source") != _LOAD_SOURCE:
         raise ResultsError("a result on caller-provided images cannot go into a model card")
@@ -210,7 +229,7 @@ def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dic
         {"metric": "robust_accuracy", "value": percent_floor(result["robust_correct"], n),
          "correct": result["robust_correct"], "version": "adaptive", "n_examples": n, "norm": result["threat_model"],
          "eps": result["eps"], "seed": result["seed"], "stochastic": True, "eval_draws": result["eval_draws"],
-         "results_file": results_file},
+         "suite": "adaptive", "results_file": results_file},
     ]  # fmt: skip
 
 
@@ -292,6 +311,8 @@ def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
         correct = data["robust_correct"]
         if data.get("version") != r["version"]:
             out.append(f"version is {r['version']!r} in the card but {data.get('version')!r} in the results file")
+        if result_suite(data) != result_suite(r):
+            out.append(f"suite is {result_suite(r)!r} in the card but {result_suite(data)!r} in the results file")
     else:
         correct = data["clean_correct"]
     if r["correct"] != correct:

@@ -9,6 +9,8 @@ Each checkpoint is loaded with :func:`eee_zoo.load_model`, evaluated with :func:
 :func:`benchmarks.results.save_result`; ``--write-card`` copies the numbers into the card (the only way numbers
 enter a card) and the leaderboard is rebuilt at the end. A run that is interrupted resumes from its state
 (``--state-dir``, default ``$EEE_ZOO_STATE_DIR`` or ``~/.cache/eee_zoo/autoattack``) when started again.
+Beside every results file goes ``<results stem>.adv.safetensors``, the adversarial examples of the run
+(:func:`eee_zoo.evaluation.load_adversarial_examples` reads them back with the images they were made for).
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo.commands import nonnegative_int, positive_int
-from eee_zoo.evaluation import DEFAULT_BATCH_SIZE, VERSIONS, EvaluationResult, evaluate, is_main_process
+from eee_zoo.evaluation import (
+    DEFAULT_BATCH_SIZE,
+    VERSIONS,
+    EvaluationResult,
+    evaluate,
+    is_main_process,
+    save_adversarial_examples,
+)
 
-from .results import RESULTS_DIR, card_results, results_file_reference, save_result
+from .results import RESULTS_DIR, card_results, examples_path, results_file_reference, save_result
 
 __all__ = [
     "add_evaluation_arguments", "build_parser", "default_state_dir", "evaluation_kwargs", "main", "parse_eps",
-    "run_one", "selected_checkpoints",
+    "run_one", "save_examples", "selected_checkpoints",
 ]  # fmt: skip
 
 STATE_ENV = "EEE_ZOO_STATE_DIR"
@@ -112,6 +121,7 @@ def run_one(
     if not is_main_process():
         return result, None
     path = save_result(result, results_dir)
+    save_examples(result, path, data_dir)
     if write_card:
         from eee_zoo.cards import set_results
 
@@ -120,6 +130,28 @@ def run_one(
             raise ValueError(f"{name}: the loaded model carries no card_path; cannot write its card")
         set_results(card_path, card_results(result, results_file_reference(path, results_dir)))
     return result, path
+
+
+def save_examples(result: EvaluationResult, results_path: Path, data_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``result.x_adv`` beside its results file (:func:`benchmarks.results.examples_path`).
+
+    The clean images are loaded again (the same first n test images; their hash must be the result's).
+    """
+    from eee_zoo.evaluation.inputs import load_inputs
+
+    if result.x_adv is None:
+        raise ValueError(f"{results_path}: the result holds no adversarial examples to write beside it")
+    x, _, data = load_inputs(result.dataset, result.n_examples, data_dir, None)
+    if data["sha256"] != result.data.get("sha256"):
+        raise ValueError(f"{results_path}: the test images loaded now are not those the result was computed on")
+    return save_adversarial_examples(
+        examples_path(results_path),
+        x,
+        result.x_adv,
+        eps=result.eps,
+        threat_model=result.threat_model,
+        metadata=result.examples_metadata(),
+    )
 
 
 def selected_checkpoints(args: argparse.Namespace) -> list[tuple[str, str, str]]:

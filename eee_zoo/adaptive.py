@@ -38,28 +38,25 @@ import torch.nn as nn
 
 from ._precision import strict_fp32
 from ._progress import Progress, ProgressOutput
-from .evaluation import (
-    _NUM_CLASSES,
-    _PROBE_IMAGES,
-    _RUN_LOCK,
-    _SPLIT_SIZE,
-    CONFIDENCE,
-    DEFAULT_EPS,
-    _apgd_iterations,
-    _check_eps,
-    _check_int,
-    _check_model_matches,
-    _check_model_outputs,
-    _DistInfo,
-    _inputs,
-    _model_identity,
-    _parse_dataset,
-    _parse_threat_model,
-    _preserve_model_seeds,
-    _resolve_device,
-    _versions,
-    clopper_pearson_interval,
-)
+from .datasets import DEFAULT_EPS
+from .datasets import NUM_CLASSES as _NUM_CLASSES
+from .datasets import SPLIT_SIZE as _SPLIT_SIZE
+from .datasets import check_eps as _check_eps
+from .datasets import parse_dataset as _parse_dataset
+from .datasets import parse_threat_model as _parse_threat_model
+from .evaluation.checks import check_int as _check_int
+from .evaluation.distributed import DistInfo as _DistInfo
+from .evaluation.inputs import PROBE_IMAGES as _PROBE_IMAGES
+from .evaluation.inputs import check_model_matches as _check_model_matches
+from .evaluation.inputs import check_model_outputs as _check_model_outputs
+from .evaluation.inputs import load_inputs as _inputs
+from .evaluation.inputs import model_identity as _model_identity
+from .evaluation.inputs import resolve_device as _resolve_device
+from .evaluation.intervals import CONFIDENCE, clopper_pearson_interval
+from .evaluation.progress import apgd_iterations as _apgd_iterations
+from .evaluation.results import versions as _versions
+from .evaluation.seeds import RUN_LOCK as _RUN_LOCK
+from .evaluation.seeds import preserve_model_seeds as _preserve_model_seeds
 
 __all__ = ["ADAPTIVE_ATTACKS", "DEFAULT_BATCH_SIZE", "DEFAULT_SETTINGS", "AdaptiveResult", "adaptive_evaluate"]
 

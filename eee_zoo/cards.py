@@ -60,12 +60,13 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ._io import atomic_write_text
+from .datasets import NUM_CLASSES, THREAT_MODELS, TITLES, parse_dataset, parse_threat_model
 
 __all__ = [
     "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "INDEX_FILENAME", "METRICS", "SHARD_PATTERN",
-    "STORAGE_DTYPES", "THREAT_MODELS", "WEIGHTS_FILENAME", "CardError", "ZooCard", "default_org", "default_repo_id",
-    "format_eps", "is_valid_name", "load_card", "parse_dataset", "parse_threat_model", "render_card",
-    "result_identity", "results_table", "set_results", "set_revision", "validate_result", "write_card",
+    "STORAGE_DTYPES", "SUITES", "THREAT_MODELS", "WEIGHTS_FILENAME", "CardError", "ZooCard", "default_org",
+    "default_repo_id", "format_eps", "is_valid_name", "load_card", "parse_dataset", "parse_threat_model", "render_card",
+    "result_identity", "result_suite", "results_table", "set_results", "set_revision", "validate_result", "write_card",
 ]  # fmt: skip
 
 CARD_FORMAT_VERSION = 1
@@ -81,15 +82,17 @@ DEFAULT_STORAGE_DTYPE = "float32"
 DEFAULT_ORG = "eee-zoo"
 ORG_ENV = "EEE_ZOO_HUB_ORG"
 
-# RobustBench's names; value = number of classes (checked against the architecture).
-DATASETS: dict[str, int] = {"cifar10": 10, "cifar100": 100}
-DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-THREAT_MODELS = ("Linf", "L2")
+# RobustBench's names; value = number of classes (checked against the architecture): eee_zoo.datasets' table.
+DATASETS: dict[str, int] = NUM_CLASSES
+DATASET_TITLES = TITLES
 METRICS = ("clean_accuracy", "robust_accuracy")
 NORMS = ("Linf", "L2", "L1")
 RESULT_KEYS = (
     "metric", "value", "correct", "n_examples", "version", "norm", "eps", "seed", "results_file", "stochastic",
+    "suite",
 )  # fmt: skip
+# Which family of attacks a robust accuracy comes from: AutoAttack (eee_zoo.evaluation) or the adaptive suite.
+SUITES = ("autoattack", "adaptive")
 # The contract's identity, plus the optional inference mode (None when not recorded).
 IDENTITY_KEYS = ("metric", "version", "norm", "eps", "n_examples", "seed", "stochastic")
 
@@ -116,26 +119,6 @@ class CardError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- names
-def parse_dataset(dataset: Any) -> str:
-    """Canonical dataset name from a string or RobustBench enum, case-insensitive (``"CIFAR-10"`` -> ``"cifar10"``)."""
-    raw = getattr(dataset, "value", dataset)  # robustbench.model_zoo.enums.BenchmarkDataset
-    if isinstance(raw, str):
-        key = raw.strip().lower().replace("-", "").replace("_", "")
-        if key in DATASETS:
-            return key
-    raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
-
-
-def parse_threat_model(threat_model: Any) -> str:
-    """Canonical threat model from a string or RobustBench enum, case-insensitive (``"linf"`` -> ``"Linf"``)."""
-    raw = getattr(threat_model, "value", threat_model)  # robustbench.model_zoo.enums.ThreatModel
-    if isinstance(raw, str):
-        for name in THREAT_MODELS:
-            if raw.strip().lower() == name.lower():
-                return name
-    raise ValueError(f"unknown threat model {threat_model!r}; choose one of {list(THREAT_MODELS)}")
-
-
 def is_valid_name(name: Any) -> bool:
     """Whether ``name`` can name a checkpoint (a folder and part of a Hub repo name)."""
     return isinstance(name, str) and bool(_NAME_RE.match(name)) and "--" not in name and ".." not in name
@@ -259,10 +242,10 @@ def set_results(card_path: str | os.PathLike, results: Sequence[dict[str, Any]])
 
     A result is a dict with ``metric`` (``clean_accuracy``/``robust_accuracy``), ``value`` (percent), ``correct``,
     ``n_examples``, ``version`` (AutoAttack's; None for clean), ``norm``, ``eps``, ``seed``, ``results_file`` and
-    optionally ``stochastic`` (the inference mode measured); other keys are kept as they are. It replaces an
-    existing result with the same identity (:func:`result_identity`) and is appended otherwise. Every other part
-    of the card (unknown front-matter keys, hand-written text) is kept. Raises :class:`CardError` for an invalid
-    result, leaving the card untouched.
+    optionally ``stochastic`` (the inference mode measured) and ``suite`` (:func:`result_suite`); other keys are
+    kept as they are. It replaces an existing result with the same identity (:func:`result_identity`) and is
+    appended otherwise. Every other part of the card (unknown front-matter keys, hand-written text) is kept.
+    Raises :class:`CardError` for an invalid result, leaving the card untouched.
     """
     path = _card_file(card_path)
 
@@ -297,6 +280,17 @@ def result_identity(result: dict[str, Any]) -> tuple:
     return tuple(result.get(k) for k in IDENTITY_KEYS)
 
 
+def result_suite(result: dict[str, Any]) -> str:
+    """The suite of attacks behind a result (a card's result or a results file): its ``suite``, else inferred.
+
+    Results written before the field existed are AutoAttack's unless their ``version`` is ``"adaptive"``.
+    """
+    suite = result.get("suite")
+    if suite is not None:
+        return str(suite)
+    return "adaptive" if result.get("version") == "adaptive" else "autoattack"
+
+
 def validate_result(
     result: dict[str, Any],
     *,
@@ -324,6 +318,7 @@ def validate_result(
         "seed": f.integer("seed", lo=0, required=robust),
         "results_file": f.string("results_file"),
         "stochastic": f.boolean("stochastic", required=False),  # optional: the inference mode measured
+        "suite": f.choice("suite", SUITES, required=False),  # optional: see result_suite
     }
     if out["eps"] is not None:
         out["eps"] = float(out["eps"])
@@ -365,7 +360,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def _attack_label(result: dict[str, Any]) -> str:
-    if result["version"] == "adaptive":  # eee_zoo.adaptive: right on every judging draw counts as robust
+    if result_suite(result) == "adaptive":  # eee_zoo.adaptive: right on every judging draw counts as robust
         draws = result.get("eval_draws")
         return "adaptive attacks" + (f", right on all {draws} draws" if draws else "")
     return f"AutoAttack {result['version']}"

@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .datasets import IMAGE_SHAPE as _IMAGE_CHW
+from .datasets import NUM_CLASSES, SPLIT_SIZES, SPLITS, parse_dataset
+
 __all__ = [
     "DATASETS", "ENV_VAR", "SHIPPED_SLICE", "DataSpec", "load_cifar10", "load_cifar100", "load_dataset",
     "load_uint8", "sha256_array",
@@ -44,8 +47,7 @@ logger = logging.getLogger(__name__)  # a child of the "eee_zoo" logger
 
 ENV_VAR = "EEE_ZOO_DATA"
 OFFLINE_ENV_VARS = ("EEE_ZOO_OFFLINE", "HF_HUB_OFFLINE")  # either one set to 1: never download
-SPLITS = ("train", "test")
-IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SHAPE = (*_IMAGE_CHW[1:], _IMAGE_CHW[0])  # the arrays are stored HWC
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class DataSpec:
 DATASETS: dict[str, DataSpec] = {
     "cifar10": DataSpec(
         name="cifar10",
-        num_classes=10,
-        sizes={"train": 50000, "test": 10000},
+        num_classes=NUM_CLASSES["cifar10"],
+        sizes=dict(SPLIT_SIZES["cifar10"]),
         sha256_x={
             "train": "47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
             "test": "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
@@ -74,8 +76,8 @@ DATASETS: dict[str, DataSpec] = {
     ),
     "cifar100": DataSpec(
         name="cifar100",
-        num_classes=100,
-        sizes={"train": 50000, "test": 10000},
+        num_classes=NUM_CLASSES["cifar100"],
+        sizes=dict(SPLIT_SIZES["cifar100"]),
         sha256_x={
             "train": "4e457917601a66aed021f5fa37957b56c6319557c0a8ed5484de3c390af45430",
             "test": "4cb8e5d9309da489bf6b19cc10cd96c3ae6f8daf225380b605aaee4c0d6aee19",
@@ -240,10 +242,7 @@ def _advice(offline: list[str], *, given: bool) -> str:
 
 # ------------------------------------------------------------------------------------------- sources
 def _spec(dataset: str) -> DataSpec:
-    name = getattr(dataset, "value", dataset)  # accept string Enums (RobustBench's BenchmarkDataset)
-    if not isinstance(name, str) or name.lower() not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
-    return DATASETS[name.lower()]
+    return DATASETS[parse_dataset(dataset)]  # string Enums too (RobustBench's BenchmarkDataset)
 
 
 def _split(split: str) -> str:

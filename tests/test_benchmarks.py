@@ -20,15 +20,17 @@ from benchmarks.results import (
     card_results,
     check_card,
     check_cards,
+    iter_results,
     load_result,
     result_path,
     results_file_reference,
     save_result,
 )
 from benchmarks.run import main as run_main
-from eee_zoo.cards import load_card, set_results
+from eee_zoo.cards import load_card, result_suite, set_results
 from eee_zoo.cli import main as cli_main
-from eee_zoo.evaluation import EvaluationResult, evaluate
+from eee_zoo.data import load_dataset
+from eee_zoo.evaluation import EvaluationResult, evaluate, load_adversarial_examples
 from eee_zoo.hub import export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +146,21 @@ def test_cli_refuses_standard_on_stochastic_inference(checkout: Path, capsys: py
 def test_benchmarks_run_evaluates_named_checkpoints(checkout: Path, capsys: pytest.CaptureFixture) -> None:
     assert run_main([*_argv(checkout, "--deterministic", "--seed", "3"), "--no-leaderboard"]) == 0
     assert "-> " in capsys.readouterr().out
-    assert list((checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*_seed3_*.json"))
+    (path,) = (checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*_seed3_*.json")
+    data = load_result(path)
+    assert data["suite"] == "autoattack"
+    # The run's adversarial examples beside its results file, read back with the images they were made for.
+    x, _ = load_dataset("cifar10", N)
+    x_adv, metadata = load_adversarial_examples(path.with_suffix(".adv.safetensors"), x)
+    assert (metadata["model_sha256"], metadata["version"], metadata["seed"]) == (
+        data["checkpoint_sha256"],
+        "standard",
+        "3",
+    )
+    assert (metadata["mode"], metadata["n_examples"], metadata["threat_model"]) == ("deterministic", str(N), "Linf")
+    assert (x_adv - x).abs().max() <= data["eps"] + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+    for i, outcome in enumerate(data["outcomes"]):
+        assert torch.equal(x_adv[i], x[i]) == (outcome in "-R"), (i, outcome)  # an example for every broken image
 
 
 def test_a_card_number_without_a_backing_results_file_fails(
@@ -204,3 +220,55 @@ def test_leaderboard_shows_numbers_with_n_and_interval(real_result: EvaluationRe
     lo, hi = real_result.robust_interval
     assert f"{info['autoattack_acc']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" in md
     assert f"| {N} |" in md and "Tiny" in md
+
+
+# ============================================================================================ suites
+def test_results_files_name_their_suite_and_older_files_still_read(
+    real_result: EvaluationResult, tmp_path: Path
+) -> None:
+    path = save_result(real_result, tmp_path)
+    data = load_result(path)
+    assert data["suite"] == "autoattack" and result_suite(data) == "autoattack"
+    old = {k: v for k, v in data.items() if k != "suite"}  # written before the field existed
+    assert result_suite(old) == "autoattack" and EvaluationResult.from_dict(old).suite == "autoattack"
+    assert result_suite({**old, "version": "adaptive"}) == "adaptive"  # the adaptive suite's older files
+    adaptive = path.with_name("adaptive_like.json")
+    adaptive.write_text(json.dumps({**data, "suite": "adaptive"}))
+    assert [p.name for p, _ in iter_results(tmp_path)] == [path.name]  # AutoAttack's files only, by default
+    assert len(list(iter_results(tmp_path, suite=None))) == 2
+    assert headline([{**data, "suite": "adaptive"}]) is None and headline([old]) is not None
+    with pytest.raises(ResultsError, match="'adaptive' result"):
+        save_result(dataclasses.replace(real_result, suite="adaptive"), tmp_path)
+    clean, robust = card_results(real_result, "benchmarks/results/x.json")
+    assert robust["suite"] == "autoattack" and "suite" not in clean
+
+
+def test_a_card_result_of_another_suite_is_not_backed(checkout: Path, real_result: EvaluationResult, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(checkout, root, ignore=shutil.ignore_patterns("state"))
+    card_path = root / "model_cards" / "cifar10" / "Linf" / "Tiny" / "README.md"
+    path = save_result(real_result, root / "benchmarks" / "results")
+    entries = card_results(real_result, results_file_reference(path, root / "benchmarks" / "results"))
+    set_results(card_path, [dict(entries[1], suite="adaptive")])
+    assert any("suite is 'adaptive' in the card but 'autoattack'" in p for p in check_card(card_path, root))
+
+    def suites() -> list[str]:
+        return [r["suite"] for r in load_card(card_path).results if r["metric"] == "robust_accuracy"]
+
+    assert suites() == ["adaptive"]  # the same measurement (identity): replaced, not added
+    set_results(card_path, entries[1:])
+    assert check_card(card_path, root) == [] and suites() == ["autoattack"]
+
+
+def test_the_committed_leaderboard_is_rebuilt_byte_for_byte(tmp_path: Path) -> None:
+    """The committed results files (some older than the suite field) give the committed leaderboard."""
+    written = build(model_info_dir=tmp_path / "model_info", markdown_path=tmp_path / "LEADERBOARD.md", html=False)
+    assert (tmp_path / "LEADERBOARD.md").read_bytes() == (REPO / "benchmarks" / "LEADERBOARD.md").read_bytes()
+    committed = sorted((REPO / "benchmarks" / "model_info").glob("*/*/*.json"))
+    assert [p.relative_to(tmp_path) for p in sorted(written["model_info"])] == [
+        p.relative_to(REPO / "benchmarks") for p in committed
+    ]
+    for path, theirs in zip(sorted(written["model_info"]), committed):
+        assert path.read_bytes() == theirs.read_bytes(), theirs

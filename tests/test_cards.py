@@ -112,6 +112,16 @@ def test_parse_names_case_insensitively() -> None:
         parse_threat_model("L3")
 
 
+def test_a_results_suite_is_recorded_or_inferred_from_older_cards() -> None:
+    from eee_zoo.cards import result_suite, results_table, validate_result
+
+    assert validate_result(robust(suite="autoattack"))["suite"] == "autoattack"
+    old = validate_result(robust(version="adaptive", eval_draws=10))  # a card written before the field existed
+    assert old["suite"] is None and result_suite(old) == "adaptive"
+    assert "adaptive attacks, right on all 10 draws" in results_table([old])
+    assert result_suite(validate_result(robust(version="rand"))) == "autoattack"
+
+
 # ---------------------------------------------------------------------------------------------- results
 def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> None:
     path = card_dir / "README.md"
@@ -148,6 +158,7 @@ def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> N
         (clean(metric="accuracy"), "results[0].metric"),
         (clean(5, 4, value=100.0), "results[0].correct"),  # more correct than examples
         (clean(results_file=None), "results[0].results_file"),
+        (robust(suite="pgd"), "results[0].suite"),  # autoattack or adaptive
     ],
 )
 def test_set_results_rejects_bad_results_and_leaves_the_card_alone(card_dir: Path, result: dict, field: str) -> None:

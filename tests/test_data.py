@@ -133,8 +133,9 @@ def test_missing_array_and_bad_arguments(tmp_path: Path) -> None:
     np.savez(tmp_path / "cifar10" / "test.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="missing arrays"):
         load_cifar10(1, data_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'; choose one of \['cifar10', 'cifar100'\]"):
         load_dataset("mnist", 1)
+    assert torch.equal(load_dataset("CIFAR-10", 2)[0], load_dataset("cifar10", 2)[0])  # eee_zoo.datasets' parser
     with pytest.raises(ValueError, match="unknown split"):
         load_cifar10(1, split="val")
     for bad in (0, -3, True, 2.5):

@@ -1,4 +1,4 @@
-"""eee_zoo.evaluation: AutoAttack exactly as run directly, intervals, flags, bad inputs, resume, sharding.
+"""eee_zoo.evaluation: AutoAttack exactly as run directly (flags and x_adv), intervals, bad inputs, resume, sharding.
 
 Models are the tiny airbench self-ensemble of conftest, trained for two seconds so that its predictions depend
 on the input. Tests about plumbing (resume, sharding, flags) use reduced attack settings
@@ -78,6 +78,27 @@ NEWCOMBE = [
 def test_intervals_match_published_values(k: int, n: int, wilson: tuple, exact: tuple) -> None:
     assert wilson_interval(k, n) == pytest.approx(wilson, abs=5e-5)
     assert clopper_pearson_interval(k, n) == pytest.approx(exact, abs=5e-5)
+
+
+# The hand-written implementation these replaced (bisection on the normal CDF; Lentz's continued fraction of the
+# incomplete beta function), its values for (k, n): (Wilson, Clopper-Pearson), 95 %.
+HAND_WRITTEN = [
+    (0, 1, (0.0, 0.7934506856227624), (0.0, 0.9750000000000001)),
+    (1, 3, (0.06149194472039632, 0.7923403991979521), (0.008403758659612404, 0.9057006759497539)),
+    (36, 100, (0.2727122040140433, 0.4576459754839126), (0.26640842273323573, 0.46212189332742293)),
+    (6, 100, (0.027786123963188185, 0.12476815445895914), (0.02233488607131706, 0.1260299345808229)),
+    (93, 500, (0.1543339917500702, 0.22245409405978459), (0.15283509175767884, 0.22292818241098056)),
+    (250, 500, (0.4563412653024843, 0.5436587346975157), (0.45528556932422903, 0.544714430675771)),
+    (7123, 10000, (0.7033472350276563, 0.7210897192641544), (0.7033164950526847, 0.7211597141583028)),
+    (10000, 10000, (0.9996160016293234, 1.0), (0.9996311800853825, 1.0)),
+]
+
+
+@pytest.mark.parametrize("k,n,wilson,exact", HAND_WRITTEN)
+def test_scipy_intervals_equal_the_hand_written_ones(k: int, n: int, wilson: tuple, exact: tuple) -> None:
+    assert wilson_interval(k, n) == pytest.approx(wilson, abs=1e-12)
+    assert clopper_pearson_interval(k, n) == pytest.approx(exact, abs=1e-12)
+    assert all(type(v) is float for v in (*wilson_interval(k, n), *clopper_pearson_interval(k, n)))
 
 
 def test_interval_edges_and_closed_forms() -> None:
@@ -185,34 +206,70 @@ def test_bad_input_gets_a_clear_error(model: SelfEnsemble, images, case: dict, m
 
 
 # ============================================================================================ AutoAttack direct
-def _direct(model: SelfEnsemble, n: int, version: str, seed: int, batch_size: int, state: Path) -> tuple[float, float]:
-    """AutoAttack run directly, the way the evaluation module documents its equivalent."""
+def _direct(
+    model: SelfEnsemble, n: int, version: str, seed: int, batch_size: int, state: Path
+) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+    """AutoAttack run directly, the way the evaluation package documents its equivalent."""
     x, y = load_dataset("cifar10", n)
     model.manual_seed(seed)
     adversary = AutoAttack(model, norm="Linf", eps=8 / 255, version=version, seed=seed, device="cpu")
-    _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size, state_path=state)
+    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size, state_path=state)
     saved = json.loads(state.read_text())  # AutoAttack's own state: its robust flags after the last attack
     robust = sum(saved["_robust_flags"]) / n
     assert robust == (y_adv == y).sum().item() / n
-    return saved["_clean_accuracy"], robust
+    return saved["_clean_accuracy"], robust, torch.tensor(saved["_robust_flags"]), x_adv
+
+
+def _same_as_direct(model: SelfEnsemble, n: int, version: str, seed: int, batch_size: int, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    clean, robust = benchmark(model, n_examples=n, batch_size=batch_size, seed=seed, state_path=state)
+    # The same configuration again: the finished state is reused, with its flags and examples.
+    result = evaluate(model, n, version=version, batch_size=batch_size, seed=seed, state_path=state)
+    assert result.notes and "reused the finished AutoAttack state" in result.notes[0]
+    clean_direct, robust_direct, flags_direct, x_adv_direct = _direct(
+        model, n, version, seed, batch_size, tmp_path / "aa.json"
+    )
+    assert clean > 0, "the test needs images the model classifies correctly, so that attacks run"
+    assert (clean, robust) == (clean_direct, robust_direct)
+    assert torch.equal(result.robust_flags, flags_direct)
+    assert torch.equal(result.x_adv, x_adv_direct)  # every image, bit for bit (the clean one where none broke it)
 
 
 @pytest.mark.slow
 def test_benchmark_equals_autoattack_direct_standard(model: SelfEnsemble, tmp_path: Path) -> None:
     model.set_stochastic(False)  # version=None then picks standard
-    clean, robust = benchmark(model, n_examples=6, batch_size=4, seed=0)
-    clean_direct, robust_direct = _direct(model, 6, "standard", 0, 4, tmp_path / "aa.json")
-    assert clean > 0, "the test needs images the model classifies correctly, so that attacks run"
-    assert (clean, robust) == (clean_direct, robust_direct)
+    _same_as_direct(model, 6, "standard", 0, 4, tmp_path)
+
+
+@pytest.mark.parametrize("version", ["standard", "rand"])
+def test_reduced_settings_equal_autoattack_direct_with_the_same_settings(model: SelfEnsemble, images, version) -> None:
+    """Several batches per attack, some images broken and some not: flags and examples as AutoAttack's own."""
+    x, y = images
+    model.set_stochastic(version == "rand")
+    overrides = FAST_RAND if version == "rand" else FAST_STANDARD
+    eps = 4 / 255 if version == "rand" else 3 / 255
+    result = evaluate(
+        model, 16, inputs=(x, y), version=version, attack_overrides=overrides, eps=eps, seed=3, batch_size=3
+    )
+    model.manual_seed(3)
+    adversary = AutoAttack(model, norm="Linf", eps=eps, version=version, seed=3, device="cpu")
+    for key, value in overrides.items():  # as evaluate applies them (APGD derives its schedule from n_iter)
+        component, _, attr = key.partition(".")
+        setattr(getattr(adversary, component), attr, value)
+        if attr == "n_iter" and component.startswith("apgd"):
+            apgd = getattr(adversary, component)
+            apgd.n_iter_orig, apgd.n_iter_2 = value, max(int(0.22 * value), 1)
+            apgd.n_iter_min, apgd.size_decr = max(int(0.06 * value), 1), max(int(0.03 * value), 1)
+    x_adv, y_adv = adversary.run_standard_evaluation(x, y, batch_size=3)
+    assert 0 < result.robust_correct < result.clean_correct, "the test needs images broken and images left"
+    assert torch.equal(result.robust_flags, y_adv == y)
+    assert torch.equal(result.x_adv, x_adv)
 
 
 @pytest.mark.slow
 def test_benchmark_equals_autoattack_direct_rand(model: SelfEnsemble, tmp_path: Path) -> None:
     assert model.stochastic  # version=None then picks rand
-    clean, robust = benchmark(model, n_examples=3, batch_size=2, seed=1)
-    clean_direct, robust_direct = _direct(model, 3, "rand", 1, 2, tmp_path / "aa.json")
-    assert clean > 0, "the test needs images the model classifies correctly, so that attacks run"
-    assert (clean, robust) == (clean_direct, robust_direct)
+    _same_as_direct(model, 3, "rand", 1, 2, tmp_path)
 
 
 # ============================================================================================ results
@@ -231,8 +288,15 @@ def test_result_is_complete_and_round_trips(model: SelfEnsemble, images) -> None
     assert {"torch", "pyautoattack", "python", "eee_zoo"} <= set(r.versions) and r.device == "cpu"
     assert r.wall_time_s > 0 and r.data["source"] == "caller" and len(r.data["sha256"]) == 64
     assert r.model_config == model.config and any("running apgd-ce" in line for line in r.log)
+    assert r.suite == "autoattack" and r.to_dict()["suite"] == "autoattack" and "x_adv" not in r.to_dict()
+    assert r.x_adv.shape == x[:8].shape and torch.equal(r.robust_flags, torch.tensor([o == "R" for o in r.outcomes]))
+    unbroken = torch.tensor([o in "-R" for o in r.outcomes])
+    assert torch.equal(r.x_adv[unbroken], x[:8][unbroken])  # the clean image where no attack succeeded
+    assert (r.x_adv - x[:8]).abs().max() <= 8 / 255 + 1e-6
     d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert EvaluationResult.from_dict(d).to_dict() == r.to_dict()
+    del d["suite"]  # a results file written before the field existed: an AutoAttack result
+    assert EvaluationResult.from_dict(d).suite == "autoattack"
     cp = evaluate(model, 8, inputs=(x, y), attack_overrides=FAST_RAND, batch_size=5, seed=3, interval="clopper-pearson")
     assert cp.outcomes == r.outcomes and cp.robust_interval == clopper_pearson_interval(r.robust_correct, 8)
 
@@ -312,6 +376,7 @@ def test_killed_run_resumes_to_the_same_result(model: SelfEnsemble, images, tmp_
         resumed = evaluate(model, 16, state_path=state_dir, **kwargs)
         assert resumed.sessions == 2
         assert resumed.outcomes == reference.outcomes
+        assert torch.equal(resumed.x_adv, reference.x_adv)
         assert [a.robust for a in resumed.attacks] == [a.robust for a in reference.attacks]
         assert (resumed.clean_correct, resumed.robust_correct) == (reference.clean_correct, reference.robust_correct)
 
@@ -321,7 +386,7 @@ def test_killed_run_resumes_to_the_same_result(model: SelfEnsemble, images, tmp_
     calls, handle = _count_forwards(model)
     again = evaluate(model, 16, state_path=tmp_path / "reference", **kwargs)
     handle.remove()
-    assert calls[0] == 1 and again.outcomes == reference.outcomes
+    assert calls[0] == 1 and again.outcomes == reference.outcomes and torch.equal(again.x_adv, reference.x_adv)
 
 
 def test_state_files_are_keyed_and_never_mixed(model: SelfEnsemble, images, tmp_path: Path) -> None:
@@ -330,13 +395,15 @@ def test_state_files_are_keyed_and_never_mixed(model: SelfEnsemble, images, tmp_
     evaluate(model, 4, seed=0, state_path=tmp_path / "dir", **kwargs)
     evaluate(model, 4, seed=1, state_path=tmp_path / "dir", **kwargs)
     files = sorted(p.name for p in (tmp_path / "dir").iterdir())
-    assert len([f for f in files if f.endswith(".eee.json")]) == 2 and len(files) == 4
-    aa_state = json.loads(next(p for p in (tmp_path / "dir").iterdir() if not p.name.endswith(".eee.json")).read_text())
-    assert aa_state["_attacks_to_run"] == ["apgd-ce", "apgd-dlr"] and len(aa_state["_robust_flags"]) == 4
+    assert len([f for f in files if f.endswith(".eee.json")]) == 2 and len(files) == 4  # + the examples found
+    assert len([f for f in files if f.endswith(".adv.safetensors")]) == 2
+    state = json.loads(next((tmp_path / "dir").glob("*.eee.json")).read_text())
+    assert state["identity"]["attacks"] == ["apgd-ce", "apgd-dlr"] and state["identity"]["seed"] in (0, 1)
+    assert state["finished"] and len(state["final_flags"]) == 4
 
-    explicit = tmp_path / "run.json"
+    explicit = tmp_path / "run.json"  # the state's name: run.eee.json and run.adv.safetensors beside it
     evaluate(model, 4, seed=0, state_path=explicit, **kwargs)
-    assert explicit.exists() and (tmp_path / "run.eee.json").exists()
+    assert (tmp_path / "run.eee.json").exists() and (tmp_path / "run.adv.safetensors").exists()
     with pytest.raises(ValueError, match=r"another configuration \(differs in \['seed'\]\)"):
         evaluate(model, 4, seed=5, state_path=explicit, **kwargs)
 
@@ -347,12 +414,19 @@ def test_state_files_are_keyed_and_never_mixed(model: SelfEnsemble, images, tmp_
     with pytest.raises(ValueError, match="not written by eee_zoo"):
         evaluate(model, 2, seed=0, state_path=foreign, **kwargs)
 
+    # A state of an earlier eee_zoo (AutoAttack's file + ours, format 1, no examples): discarded, not resumed.
+    old = tmp_path / "old.json"
+    old.write_text(foreign.read_text())
+    (tmp_path / "old.eee.json").write_text(json.dumps({"format_version": 1, "identity": {}, "boundaries": []}))
+    result = evaluate(model, 4, seed=0, state_path=old, **kwargs)
+    assert result.sessions == 1 and not old.exists() and (tmp_path / "old.adv.safetensors").exists()
+
 
 # ============================================================================================ sharding
 SHARD_SCRIPT = """
 import json, sys
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from eee_zoo.evaluation import evaluate, is_main_process
 from eee_zoo.models import SelfEnsemble
 
@@ -364,6 +438,7 @@ result = evaluate(model.eval(), 10, **kwargs)
 if is_main_process():
     with open(out, "w") as f:
         json.dump(result.to_dict(), f)
+    save_file({"x_adv": result.x_adv}, out + ".x_adv.safetensors")
 """
 
 
@@ -391,4 +466,26 @@ def test_sharded_result_does_not_depend_on_the_number_of_processes(
     for key in ("outcomes", "clean_correct", "robust_correct", "checkpoint_sha256", "chunk_size"):
         assert two[key] == getattr(single, key), key
     assert [a["robust"] for a in two["attacks"]] == [a.robust for a in single.attacks]
+    assert torch.equal(load_file(str(out) + ".x_adv.safetensors")["x_adv"], single.x_adv)
     assert [c["rank"] for c in two["attack_config"]["chunks"]] == [0, 1, 0]
+
+
+# ============================================================================================ package layout
+def test_the_package_is_small_modules_whose_imports_point_one_way() -> None:
+    import ast
+
+    import eee_zoo.evaluation as package
+
+    folder = Path(package.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*package.MODULES, "__init__"])
+    for index, name in enumerate(package.MODULES):
+        source = (folder / f"{name}.py").read_text()
+        assert len(source.splitlines()) <= 400, name
+        tree = ast.parse(source)
+        relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level >= 1]
+        imported = {n.module for n in relative if n.level == 1 and n.module}
+        private = [a.name for n in relative for a in n.names if a.name.startswith("_") and a.name != "__version__"]
+        assert not private, f"{name} imports private names {private}"
+        later = imported & set(package.MODULES[index:])
+        assert not later, f"{name} imports {sorted(later)}, listed after it"
+        assert "eee_zoo.adaptive" not in source and ".adaptive" not in imported

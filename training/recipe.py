@@ -24,15 +24,16 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from eee_zoo.datasets import NUM_CLASSES, SPLIT_SIZES, THREAT_MODELS
+
 __all__ = [
     "AdversarialSpec", "AugmentSpec", "BackboneSpec", "DataSpec", "EvaluationSpec", "ExportSpec", "ModelSpec",
     "OptimizerSpec", "Recipe", "RecipeError", "RuntimeSpec", "ScheduleSpec", "StackSpec", "StageSpec", "load_recipe",
     "parse_recipe",
 ]  # fmt: skip
 
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-TRAIN_SIZE = {"cifar10": 50000, "cifar100": 50000}
-TEST_SIZE = {"cifar10": 10000, "cifar100": 10000}
+TRAIN_SIZE = {name: sizes["train"] for name, sizes in SPLIT_SIZES.items()}
+TEST_SIZE = {name: sizes["test"] for name, sizes in SPLIT_SIZES.items()}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FRACTION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
@@ -165,12 +166,12 @@ class Recipe:
     """A whole training recipe (see ``training/recipes/*.yaml``)."""
 
     name: str  # the checkpoint's zoo name (export folder and card)
-    dataset: Literal["cifar10", "cifar100"]
+    dataset: str  # a key of eee_zoo.datasets.NUM_CLASSES (checked with the values)
     seed: int
     model: ModelSpec
     backbone_stage: StageSpec
     heads_stage: StageSpec
-    threat_model: Literal["Linf", "L2"] = "Linf"
+    threat_model: str = "Linf"  # one of eee_zoo.datasets.THREAT_MODELS (checked with the values)
     description: str | None = None
     data: DataSpec = field(default_factory=DataSpec)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
@@ -339,6 +340,9 @@ def _check_values(r: Recipe, source: str) -> None:
     def fail(key: str, problem: str) -> None:
         raise RecipeError(f"{source}: key '{key}': {problem}")
 
+    for key, value, allowed in (("dataset", r.dataset, NUM_CLASSES), ("threat_model", r.threat_model, THREAT_MODELS)):
+        if value not in allowed:
+            fail(key, f"{_show(value)} is not one of {', '.join(map(repr, allowed))}")
     if not _NAME_RE.match(r.name):
         fail("name", f"{r.name!r} must start with a letter or digit and hold only letters, digits, '_', '.', '-'")
     if r.seed < 0:

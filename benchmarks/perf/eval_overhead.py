@@ -3,10 +3,10 @@
 Both sides run in one process, alternating (ABBA) over the repeats so that machine drift hits both alike:
 
 * ``direct``: ``load_dataset`` + ``model.manual_seed(seed)`` + ``AutoAttack(...).run_standard_evaluation``
-  (the equivalent documented in ``eee_zoo/evaluation.py``);
-* ``eee_zoo``: ``eee_zoo.benchmark(model, n, version=..., seed=..., batch_size=...)`` with its state files
-  (a fresh temporary state directory per call, so nothing is reused), pre-flight checks, log capture,
-  per-attack checkpoints and the full result.
+  (the equivalent documented in ``eee_zoo/evaluation/__init__.py``);
+* ``eee_zoo``: ``eee_zoo.benchmark(model, n, version=..., seed=..., batch_size=...)``, which drives AutoAttack's
+  attack objects itself, with its state files (a fresh temporary state directory per call, so nothing is
+  reused), pre-flight checks, per-attack checkpoints (flags, examples, generator states) and the full result.
 
 Every repeat must give the same robust accuracy on both sides (else the script fails). Reported per side:
 wall time and CPU time (``time.process_time``) of every repeat, their minimum and median; the overhead is

@@ -60,7 +60,7 @@ def _int_at_least(text: str, lo: int, what: str) -> int:
 
 def dataset_arg(value: str) -> str:
     """argparse type: a dataset name, case-insensitive (``CIFAR10`` -> ``cifar10``)."""
-    from ..cards import parse_dataset
+    from ..datasets import parse_dataset
 
     try:
         return parse_dataset(value)
@@ -70,7 +70,7 @@ def dataset_arg(value: str) -> str:
 
 def threat_model_arg(value: str) -> str:
     """argparse type: a threat model, case-insensitive (``linf`` -> ``Linf``)."""
-    from ..cards import parse_threat_model
+    from ..datasets import parse_threat_model
 
     try:
         return parse_threat_model(value)

@@ -1,0 +1,78 @@
+"""Randomness around an evaluation: the model's own generators, their snapshots, and the global RNG's safety.
+
+Stochastic eee_zoo models draw only from their own generators (every submodule with ``generator_for(device)``);
+an evaluation reseeds them, snapshots them where a run may resume (:func:`snapshot_generators` /
+:func:`restore_generators`) and gives their configured seed back afterwards (:func:`preserve_model_seeds`).
+AutoAttack reseeds PyTorch's global generator and reads module globals: :data:`RUN_LOCK` lets one run at a time
+use them in a process, inside ``torch.random.fork_rng(devices=rng_devices(device))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "RUN_LOCK", "model_generators", "preserve_model_seeds", "restore_generators", "rng_devices", "snapshot_generators",
+]  # fmt: skip
+
+RUN_LOCK = threading.RLock()  # AutoAttack uses global RNG state and module globals: one run per process at a time
+
+
+def model_generators(model: nn.Module, device: torch.device) -> list[tuple[str, torch.Generator]]:
+    """The model's own generators on ``device``: every submodule exposing ``generator_for(device)``."""
+    out = []
+    for name, module in model.named_modules():
+        getter = getattr(module, "generator_for", None)
+        if callable(getter):
+            out.append((name, getter(device)))
+    return out
+
+
+def snapshot_generators(model: nn.Module, device: torch.device) -> list[dict[str, str]]:
+    """The states of :func:`model_generators` as JSON-able records (base64 of each generator's state)."""
+    return [
+        {"module": name, "state": base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii")}
+        for name, gen in model_generators(model, device)
+    ]
+
+
+def restore_generators(model: nn.Module, device: torch.device, saved: list[dict[str, str]]) -> None:
+    """Set the model's generators to a :func:`snapshot_generators` record (refused for another set of modules)."""
+    generators = dict(model_generators(model, device))
+    if sorted(generators) != sorted(s["module"] for s in saved):
+        raise RuntimeError(
+            f"cannot resume: the model's generators {sorted(generators)} differ from the checkpoint's "
+            f"{sorted(s['module'] for s in saved)}"
+        )
+    for s in saved:
+        state = torch.frombuffer(bytearray(base64.b64decode(s["state"])), dtype=torch.uint8)
+        generators[s["module"]].set_state(state)
+
+
+@contextlib.contextmanager
+def preserve_model_seeds(model: nn.Module) -> Iterator[None]:
+    """Give the model's generator owners their configured seed back after the run (it reseeds them)."""
+    owners = [
+        m
+        for m in model.modules()
+        if callable(getattr(m, "generator_for", None))
+        and callable(getattr(m, "manual_seed", None))
+        and isinstance(getattr(m, "seed", None), int)
+    ]
+    seeds = [m.seed for m in owners]
+    try:
+        yield
+    finally:
+        for m, seed in zip(owners, seeds):
+            m.manual_seed(seed)
+
+
+def rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG ``torch.random.fork_rng`` must save and restore for a run on ``device``."""
+    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
