@@ -1,12 +1,13 @@
-"""Score zoo checkpoints with the adaptive attacks of :mod:`eee_zoo.adaptive` and keep the results.
+"""Score zoo checkpoints with the worst-case adaptive evaluation of :mod:`eee_zoo.adaptive` and keep the results.
 
-    python -m benchmarks.adaptive NAME [--n-examples 200] [--seed 0] [--n-iter 100] [--eot-iter 20]
+    python -m benchmarks.adaptive NAME [--n-examples 500] [--seed 0] [--preset zoo] [--write-card]
 
 Results go beside the AutoAttack ones, one folder down:
-``benchmarks/results/<dataset>/<threat model>/<name>/adaptive/adaptive_eps8-255_n200_seed0_<sha12>.{json,log}``
-(the file name also carries the attack settings when they differ from the defaults). A rerun of the same
-configuration must reproduce the stored outcomes or the file is kept and the run fails. The leaderboard lists
-these results in their own table.
+``benchmarks/results/<dataset>/<threat model>/<name>/adaptive/<preset>_eps8-255_n500_seed0_<sha12>.{json,log}``
+(the file name also carries every setting that differs from the defaults). A rerun of the same configuration must
+reproduce the stored per-image counts, or the stored file is kept and the run fails. Finished batches are kept in
+the state directory (``--state-dir``), so an interrupted run resumes. The leaderboard lists these results in their
+own table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
-from eee_zoo.adaptive import ADAPTIVE_ATTACKS, DEFAULT_SETTINGS, AdaptiveResult, adaptive_evaluate
+from eee_zoo.adaptive import AUTOATTACK_PROPOSALS, DEFAULT_BATCH_SIZE, DEFAULT_DRAWS, AdaptiveResult, adaptive_evaluate
 from eee_zoo.commands.adaptive import add_attack_arguments, attack_kwargs
 
 from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, results_file_reference
@@ -31,14 +32,18 @@ __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
 
 
 def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None) -> Path:
+    """``<root>/<dataset>/<threat model>/<name>/adaptive/<preset>_eps.._n.._seed.._<settings>_<sha12>.json``."""
     root = Path(results_dir) if results_dir is not None else RESULTS_DIR
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", result["model_name"])
-    name = f"adaptive_eps{eps_tag(result['eps'], result['threat_model'])}_n{result['n_examples']}_seed{result['seed']}"
-    for key, default in DEFAULT_SETTINGS.items():
+    name = f"{result['preset']}_eps{eps_tag(result['eps'], result['threat_model'])}_n{result['n_examples']}"
+    name += f"_seed{result['seed']}"
+    for key, default in (*DEFAULT_DRAWS.items(), ("batch_size", DEFAULT_BATCH_SIZE)):
         if result[key] != default:
             name += f"_{key.replace('_', '')}{result[key]}"
-    if result["attacks"] != list(ADAPTIVE_ATTACKS):
-        name += "_" + "+".join(result["attacks"])
+    if result["autoattack"] != list(AUTOATTACK_PROPOSALS):
+        name += "_aa-" + ("+".join(result["autoattack"]) or "none")
+    if result["cascade"]:
+        name += "_cascade"
     name += f"_{result['checkpoint_sha256'][:12]}.json"
     return root / result["dataset"] / result["threat_model"] / safe / "adaptive" / name
 
@@ -47,14 +52,17 @@ def save_adaptive(result: AdaptiveResult, results_dir: str | Path | None = None)
     """Write the result and its summary atomically; refuse to replace a stored result this run did not reproduce."""
     if result.data.get("source") != "eee_zoo.data.load_dataset":
         raise ResultsError("adaptive results files hold evaluations on images loaded by eee_zoo.data.load_dataset")
+    if result.autoattack_overrides:
+        raise ResultsError(f"this result cut AutoAttack's settings {result.autoattack_overrides}: not a results file")
     data = result.to_dict()
     path = adaptive_path(data, results_dir)
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("outcomes") != data["outcomes"] or old.get("batch_size") != data["batch_size"]:
+        if old.get("robust") != data["robust"] or old.get("chosen") != data["chosen"]:
             raise ResultsError(
-                f"{path}: this rerun did not reproduce the stored result (robust {old.get('robust_correct')} there, "
-                f"{data['robust_correct']} now) or used another batch size; keeping the stored file"
+                f"{path}: this rerun did not reproduce the stored per-image counts (per draw "
+                f"{old.get('robust', {}).get('per_draw')} there, {data['robust']['per_draw']} now); "
+                "keeping the stored file"
             )
     atomic_write_json(path, data)
     atomic_write_text(path.with_suffix(".log"), result.summary() + "\n")
@@ -72,13 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every card (filtered by --dataset/--threat-model)")
     parser.add_argument("--dataset", default=None, help="cifar10 or cifar100 (default: cifar10; with --all: any)")
     parser.add_argument("--threat-model", default=None, help="Linf or L2 (default: Linf; with --all: any)")
-    parser.add_argument("--n-examples", type=int, default=200)
+    parser.add_argument("--n-examples", type=int, default=500, help="the first N test images (default: 500)")
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
     add_attack_arguments(parser)
     parser.add_argument("--cards-dir", default=None)
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
-    parser.add_argument("--write-card", action="store_true", help="copy the robust accuracy into the model card")
+    parser.add_argument("--write-card", action="store_true", help="copy the worst-case figures into the model card")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard at the end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -91,12 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for name, dataset, threat_model in selected_checkpoints(args):
         model = load_model(
-            name,
-            dataset,
-            threat_model,
-            model_dir=args.model_dir,
-            device=args.device,
-            cards_dir=args.cards_dir,
+            name, dataset, threat_model, model_dir=args.model_dir, device=args.device, cards_dir=args.cards_dir
         )
         result = adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **attack_kwargs(args))
         path = save_adaptive(result, args.results_dir)

@@ -1,26 +1,44 @@
-"""Adaptive attacks (eee_zoo.adaptive): real APGD from pyautoattack on the tiny trained self-ensemble.
+"""The worst-case adaptive evaluation (eee_zoo.adaptive): real APGD (pyautoattack), real models, cut settings.
 
-Attack settings are cut (a few iterations, few draws) so that the tests take seconds; the behaviour they check
-(seeded determinism, the cascade's bookkeeping, breaking everything at a large budget, clear errors) does not
-depend on the attack's strength.
+The behaviour checked here (per-image worst case, monotone selection, separate selection and fresh draws, the
+eps-ball, seeded determinism, resume after kill -9, presets matching their help) does not depend on attack strength,
+so attacks run a few iterations on the tiny trained self-ensemble and on a hand-built two-class model.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import FAST_STANDARD
 
 from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model
-from eee_zoo.adaptive import ADAPTIVE_ATTACKS, adaptive_evaluate
+from eee_zoo.adaptive import PRESETS, Attack, adaptive_evaluate, describe_preset
+from eee_zoo.adaptive.evaluate import derive_seed
+from eee_zoo.adaptive.result import per_draw_interval
+from eee_zoo.adaptive.surrogates import Surrogate
+from eee_zoo.adaptive.worst_case import WorstCase, count_hits
 from eee_zoo.data import load_cifar10
+from eee_zoo.evaluation.examples import project
 from eee_zoo.models import SelfEnsemble
 
 pytest.importorskip("pyautoattack")
 
-FAST = {"n_iter": 4, "eot_iter": 2, "eval_draws": 3, "batch_size": 8}
+FAST = (
+    Attack("apgd-ce-det", surrogate="deployed", n_iter=3),
+    Attack("pgd-mean-eot", surrogate="mean", draws=2, optimiser="pgd", n_iter=4, record_every=2),
+)
+DRAWS = {"selection_draws": 3, "fresh_draws": 4, "batch_size": 8}
+EPS = 8 / 255
 
 
 @pytest.fixture(scope="module")
@@ -28,127 +46,216 @@ def weights() -> dict[str, torch.Tensor]:
     return train_tiny_model(copy.deepcopy(TINY_CONFIG)).state_dict()
 
 
-@pytest.fixture
-def model(weights: dict[str, torch.Tensor]) -> SelfEnsemble:
-    m = SelfEnsemble.from_config(copy.deepcopy(TINY_CONFIG))
+def _model(weights: dict[str, torch.Tensor], config: dict | None = None) -> SelfEnsemble:
+    m = SelfEnsemble.from_config(copy.deepcopy(config or TINY_CONFIG))
     m.load_state_dict(weights)
     return m.eval().set_stochastic(True)
 
 
+@pytest.fixture
+def model(weights: dict[str, torch.Tensor]) -> SelfEnsemble:
+    return _model(weights)
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[torch.Tensor, torch.Tensor]:
-    return load_cifar10(n_examples=20)
+    return load_cifar10(n_examples=16)
 
 
-def test_same_seed_same_result_and_state_restored(model: SelfEnsemble, data) -> None:
+class MeanBrightness(nn.Module):
+    """Two classes by mean brightness (class 1 above 0.5), plus seeded logit noise when stochastic."""
+
+    def __init__(self, noise: float = 0.0) -> None:
+        super().__init__()
+        self.noise, self.stochastic = noise, True
+
+    def set_stochastic(self, on: bool) -> MeanBrightness:
+        self.stochastic = on
+        return self
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        logits = torch.stack([0.5 - m, m - 0.5], dim=1) * 100
+        if self.stochastic and self.noise:
+            logits = logits + self.noise * torch.randn(logits.shape, generator=generator)
+        return logits
+
+
+def _worst(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> WorstCase:
+    return WorstCase(model, x, y, selection_draws=5, selection_seed=1, fresh_draws=7, fresh_seed=2)
+
+
+def test_the_worst_case_is_per_image() -> None:
+    x, y = torch.full((3, 3, 4, 4), 0.4), torch.zeros(3, dtype=torch.long)
+    worst = _worst(MeanBrightness(), x, y)
+    a, b = x.clone(), x.clone()
+    a[0], b[1] = 0.6, 0.6  # attack A breaks image 0 only, attack B image 1 only
+    worst.offer("A", "p", a)
+    worst.offer("B", "p", b)
+    worst.score()
+    assert worst.overall.selection_hits.tolist() == [0, 0, 5]
+    assert worst.overall.fresh_hits.tolist() == [0, 0, 7]
+    assert worst.overall.source == ["A/p", "B/p", "clean"]
+    assert worst.per_attack["A"].fresh_hits.tolist() == [0, 7, 7]
+    assert worst.per_attack["B"].fresh_hits.tolist() == [7, 0, 7]
+
+
+def test_offering_a_proposal_never_raises_an_images_selection_score(model: SelfEnsemble, data) -> None:
+    x, y = data
+    worst = _worst(model, x, y)
+    gen = torch.Generator().manual_seed(0)
+    before = (worst.overall.selection_hits.clone(), worst.overall.selection_p_true.clone())
+    for k in range(6):
+        noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * EPS * (k + 1)
+        worst.offer(f"noise{k}", "p", project(x, x + noise, EPS * (k + 1), "Linf"))
+        hits, p_true = worst.overall.selection_hits, worst.overall.selection_p_true
+        assert (hits <= before[0]).all()
+        assert ((hits < before[0]) | (p_true <= before[1])).all()
+        before = (hits.clone(), p_true.clone())
+
+
+def test_adding_an_attack_never_raises_any_images_selection_score(model: SelfEnsemble, data) -> None:
+    one = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST[:1], autoattack=(), progress=False, **DRAWS)
+    two = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
+    assert one.per_attack[0].selection_hits == two.per_attack[0].selection_hits  # attack seeds do not depend on order
+    assert all(b <= a for a, b in zip(one.robust.selection_hits, two.robust.selection_hits))
+    assert sum(two.robust.selection_hits) < sum(one.clean.selection_hits)
+
+
+def test_selection_and_fresh_draws_differ(model: SelfEnsemble, data) -> None:
+    x, y = data
+    with pytest.raises(ValueError, match="different seeds"):
+        WorstCase(model, x, y, selection_draws=3, selection_seed=5, fresh_draws=3, fresh_seed=5)
+    assert derive_seed(0, 0, "selection") != derive_seed(0, 0, "fresh")
+    noisy = MeanBrightness(noise=60.0)
+    xs = torch.full((64, 3, 4, 4), 0.45)
+    ys = torch.zeros(64, dtype=torch.long)
+    assert not torch.equal(count_hits(noisy, xs, ys, 9, 1), count_hits(noisy, xs, ys, 9, 2))
+    assert torch.equal(count_hits(noisy, xs, ys, 9, 1), count_hits(noisy, xs, ys, 9, 1))  # common random numbers
+
+
+@pytest.mark.parametrize("norm, eps", [("Linf", 8 / 255), ("L2", 0.5)])
+def test_every_proposal_lies_in_the_ball_around_the_clean_image(
+    model: SelfEnsemble, data, norm: str, eps: float
+) -> None:
+    x, y = data
+    attacks = [
+        *FAST,
+        Attack("t", surrogate="predictors", loss="dlr-targeted", targets=2, n_iter=2),
+        Attack("pgd-t", optimiser="pgd", loss="ce-targeted", targets=1, n_iter=3, step_size=5.0),
+    ]
+    count = 0
+    for attack in attacks:
+        for label, x_adv in attack.proposals(model, x, y, eps=eps, norm=norm, seed=0):
+            count += 1
+            delta = (x_adv - x).flatten(1)
+            size = delta.abs().amax(dim=1) if norm == "Linf" else delta.norm(dim=1)
+            assert (size <= eps * (1 + 1e-6)).all(), label
+            assert x_adv.min() >= 0 and x_adv.max() <= 1, label
+    # apgd: 2 per run; pgd: every 2 steps and the last; one targeted run per predictor and target
+    assert count == 2 + 2 + model.num_predictors * 2 * 2 + 1
+
+
+def test_a_model_without_randomness_has_equal_per_draw_and_every_draw_figures(weights, data) -> None:
+    config = copy.deepcopy(TINY_CONFIG)
+    config["stack"] = {"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0)}
+    model = _model(weights, config)
+    r = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
+    for column in (r.clean, r.robust, *r.per_attack):
+        assert column.per_draw == column.every_draw
+        assert set(column.fresh_hits) <= {0, DRAWS["fresh_draws"]}
+
+
+def test_same_seed_same_result_and_the_callers_rng_is_left_alone(model: SelfEnsemble, data) -> None:
     torch.manual_seed(123)
-    global_state = torch.get_rng_state()
-    seed_before = model.stack.seed
-    a = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
-    assert torch.equal(torch.get_rng_state(), global_state), "the caller's global RNG must be left alone"
-    assert model.stack.seed == seed_before and model.stochastic
-    torch.manual_seed(456)  # the caller's global RNG state must not matter (APGD draws its start from it)
-    b = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=1, **FAST)
-    assert a.outcomes == b.outcomes
-    assert (a.clean_correct, a.robust_correct) == (b.clean_correct, b.robust_correct)
-    assert a.robust_accuracy_mean_over_draws == b.robust_accuracy_mean_over_draws
+    state = torch.get_rng_state()
+    seed_before, mode_before = model.stack.seed, model.stochastic
+    a = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), seed=3, progress=False, **DRAWS)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.stack.seed == seed_before and model.stochastic == mode_before
+    torch.manual_seed(456)
+    b = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), seed=3, progress=False, **DRAWS)
+    assert a.to_dict()["robust"] == b.to_dict()["robust"] and a.chosen == b.chosen
 
 
-def test_bookkeeping_is_consistent(model: SelfEnsemble, data) -> None:
-    r = adaptive_evaluate(model, 20, inputs=data, eps=8 / 255, seed=0, **FAST)
-    assert r.attacks == list(ADAPTIVE_ATTACKS)
-    assert len(r.outcomes) == 20 and set(r.outcomes) <= {"-", "R", "1", "2", "3"}
-    assert r.clean_correct == 20 - r.outcomes.count("-")
-    assert r.robust_correct == r.outcomes.count("R") <= r.clean_correct
-    remaining = [s.robust for s in r.steps]
-    assert remaining == sorted(remaining, reverse=True) and remaining[-1] == r.robust_correct
-    assert r.steps[0].attacked == r.clean_correct  # the first attack sees every image right on all clean draws
-    lo, hi = r.robust_interval
-    assert lo <= r.robust_accuracy <= hi
-    assert 0.0 <= r.robust_accuracy_mean_over_draws <= r.clean_accuracy_mean_over_draws <= 1.0
-    assert "robust accuracy" in r.summary() and r.to_dict()["kind"] == "adaptive"
+def test_autoattack_examples_are_proposals(model: SelfEnsemble, data) -> None:
+    r = adaptive_evaluate(
+        model, 8, inputs=data, eps=EPS, attacks=(), autoattack=("rand", "standard-det"),
+        autoattack_overrides={**FAST_STANDARD, "apgd.eot_iter": 2}, progress=False, **DRAWS,
+    )  # fmt: skip
+    assert [c.name for c in r.per_attack] == ["autoattack-rand", "autoattack-standard-det"]
+    rand, standard = r.per_attack
+    assert [min(a, b) for a, b in zip(rand.selection_hits, standard.selection_hits)] == r.robust.selection_hits
+    assert sum(standard.selection_hits) < sum(r.clean.selection_hits)  # the deterministic mode's examples transfer
+    assert r.autoattack_overrides["apgd.n_iter"] == 4
 
 
-def test_a_large_budget_breaks_every_image(model: SelfEnsemble, data) -> None:
-    r = adaptive_evaluate(model, 20, inputs=data, eps=0.5, attacks=["transfer-det-mean"], seed=0, **FAST)
-    assert r.clean_correct > 0
-    assert r.robust_correct == 0, r.outcomes
+def test_presets_run_what_their_help_says() -> None:
+    from eee_zoo.cli import build_parser
+
+    # argparse wraps lines at spaces and hyphens: compare with all whitespace removed
+    help_text = "".join(build_parser()._subparsers._group_actions[0].choices["adaptive"].format_help().split())
+    for name, attacks in PRESETS.items():
+        assert name in help_text
+        for attack in attacks:
+            assert "".join(f"{attack.name}: {attack.describe()}".split()) in help_text
+    zhang = PRESETS["zhang2024"][0]
+    assert (zhang.surrogate, zhang.optimiser, zhang.n_iter, zhang.draws) == ("mean", "pgd", 400, 10)
+    hein = PRESETS["hein2024"][0]
+    assert (hein.surrogate, hein.optimiser, hein.draws, hein.loss) == ("mean", "apgd", 100, "ce")
+    assert "400 iterations" in describe_preset("zhang2024") and "EOT 100 draws" in describe_preset("hein2024")
 
 
-def test_perturbations_stay_in_the_budget(model: SelfEnsemble, data) -> None:
-    from eee_zoo.adaptive import _run_attack
-
-    x, y = data
-    eps = 4 / 255
-    for attack in ADAPTIVE_ATTACKS:
-        x_adv = _run_attack(attack, model, x[:8], y[:8], eps, "Linf", 3, 2, seed=0)
-        assert x_adv.shape == x[:8].shape
-        assert float((x_adv - x[:8]).abs().max()) <= eps + 1e-6
-        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
-
-
-def test_bad_arguments_are_named(model: SelfEnsemble, data) -> None:
-    with pytest.raises(ValueError, match="attacks must be distinct names"):
-        adaptive_evaluate(model, 4, inputs=data, attacks=["pgd"], **FAST)
-    with pytest.raises(TypeError, match="self-ensemble"):
-        adaptive_evaluate(nn.Sequential(nn.Flatten(), nn.Linear(3072, 10)).eval(), 4, inputs=data, **FAST)
-    with pytest.raises(ValueError, match="training mode"):
-        adaptive_evaluate(model.train(), 4, inputs=data, **FAST)
-    model.eval()
-    with pytest.raises(ValueError, match="eval_draws"):
-        adaptive_evaluate(model, 4, inputs=data, **{**FAST, "eval_draws": 0})
+def test_batched_eot_is_the_mean_probability_over_draws(model: SelfEnsemble, data) -> None:
+    x = data[0][:4]
+    model.manual_seed(7)
+    batched = Surrogate(model, head="mean", draws=3)(x)
+    model.manual_seed(7)
+    with torch.no_grad():
+        z = Surrogate(model, head="mean", draws=1)(x.repeat(3, 1, 1, 1)).view(3, 4, -1)
+    expected = z.softmax(-1).mean(0).log()
+    assert torch.allclose(batched.log_softmax(-1), expected, atol=1e-5)
 
 
-def test_results_file_round_trip_and_leaderboard_table(model: SelfEnsemble, tmp_path) -> None:
-    import json
+def test_per_draw_interval_is_clopper_pearson_for_one_draw() -> None:
+    from scipy.stats import binomtest
 
-    from benchmarks.adaptive import adaptive_path, iter_adaptive, save_adaptive
-    from benchmarks.leaderboard import render_adaptive
-    from benchmarks.results import ResultsError
-
-    result = adaptive_evaluate(model, 8, eps=8 / 255, seed=0, **FAST)  # the shipped slice, via load_dataset
-    path = save_adaptive(result, tmp_path)
-    assert path == adaptive_path(result.to_dict(), tmp_path)
-    assert path.parent.name == "adaptive" and "_niter4_eotiter2_evaldraws3_" in path.name
-    assert path.with_suffix(".log").read_text().startswith(result.model_name)
-    assert save_adaptive(result, tmp_path) == path  # a rerun that reproduces the file is accepted
-    stored = json.loads(path.read_text())
-    stored["outcomes"] = "R" * 8 if result.outcomes != "R" * 8 else "-" * 8
-    path.write_text(json.dumps(stored))
-    with pytest.raises(ResultsError, match="did not reproduce"):
-        save_adaptive(result, tmp_path)
-    [(found, data)] = iter_adaptive(tmp_path)
-    assert found == path
-    table = "\n".join(render_adaptive([("ref.json", result.to_dict())]))
-    assert "## Adaptive attacks" in table and f"| {result.n_examples} | `ref.json` |" in table
-
-    caller_inputs = adaptive_evaluate(model, 4, inputs=load_cifar10(n_examples=4), seed=0, **FAST)
-    with pytest.raises(ResultsError, match="load_dataset"):
-        save_adaptive(caller_inputs, tmp_path)
+    ci = binomtest(7, 20).proportion_ci(0.95, method="exact")
+    lo, hi = per_draw_interval([1] * 7 + [0] * 13, 1)
+    assert lo == pytest.approx(ci.low) and hi == pytest.approx(ci.high)
+    assert per_draw_interval([0] * 10, 4)[0] == 0.0 and per_draw_interval([4] * 10, 4)[1] == 1.0
 
 
-def test_attacks_do_not_depend_on_the_callers_global_rng(model: SelfEnsemble, data) -> None:
-    from eee_zoo.adaptive import _run_attack
+_RESUME_SCRIPT = textwrap.dedent(
+    """
+    import copy, sys, torch
+    from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model
+    from eee_zoo.adaptive import Attack, adaptive_evaluate
+    from eee_zoo.data import load_cifar10
+    model = train_tiny_model(copy.deepcopy(TINY_CONFIG)).set_stochastic(True)
+    attacks = (Attack("pgd-mean-eot", surrogate="mean", draws=2, optimiser="pgd", n_iter=int(sys.argv[2])),)
+    r = adaptive_evaluate(model, 16, inputs=load_cifar10(n_examples=16), eps=8 / 255, attacks=attacks, autoattack=(),
+                          selection_draws=3, fresh_draws=4, batch_size=4, state_dir=sys.argv[1], progress=False)
+    print(sum(r.robust.fresh_hits), r.chosen)
+    """
+)
 
-    x, y = data
-    runs = []
-    for global_seed in (1, 2):
-        torch.manual_seed(global_seed)
-        runs.append(_run_attack("eot-mean", model, x[:8], y[:8], 8 / 255, "Linf", 3, 2, seed=0))
-    assert torch.equal(runs[0], runs[1])
 
-
-def test_card_entry_is_backed_by_its_results_file(model: SelfEnsemble, tmp_path) -> None:
-    from benchmarks.adaptive import save_adaptive
-    from benchmarks.results import ResultsError, adaptive_card_results, load_result
-    from eee_zoo.cards import results_table, validate_result
-
-    result = adaptive_evaluate(model, 8, eps=8 / 255, seed=0, **FAST)
-    data = load_result(save_adaptive(result, tmp_path))  # readable by the AutoAttack results tools too
-    assert data["version"] == "adaptive" and data["stochastic"] is True
-    [entry] = adaptive_card_results(data, "benchmarks/results/x.json")
-    entry = validate_result(entry, threat_model="Linf")
-    assert entry["correct"] == result.robust_correct and entry["eval_draws"] == FAST["eval_draws"]
-    assert "adaptive attacks, right on all 3 draws" in results_table([entry])
-    with pytest.raises(ResultsError, match="not an adaptive"):
-        adaptive_card_results({**data, "kind": None}, "x.json")
+def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = tmp_path / "run.py"
+    script.write_text(_RESUME_SCRIPT)
+    whole = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "30"], env=env, capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "b"), "30"], env=env,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not list((tmp_path / "b").glob("*/batch*.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = list((tmp_path / "b").glob("*/batch*.json"))
+    assert 1 <= len(done) < 4, "the kill should land between the first and the last batch"
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "b"), "30"], env=env, capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    assert resumed == whole

@@ -157,9 +157,11 @@ def test_real_subprocess_entry_point() -> None:
 
 def test_adaptive_prints_the_result_as_json(cards: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("pyautoattack")
-    argv = ["adaptive", "Tiny-10", "--cards-dir", str(cards), "--n-examples", "4", "--n-iter", "2"]
-    assert run([*argv, "--eot-iter", "2", "--eval-draws", "2", "--seed", "3", "--json"]) == 0
+    argv = ["adaptive", "Tiny-10", "--cards-dir", str(cards), "--n-examples", "4", "--preset", "quick", "--autoattack"]
+    argv += ["--selection-draws", "2", "--fresh-draws", "2", "--seed", "3", "--state-dir", str(cards.parent / "state")]
+    assert run([*argv, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["kind"] == "adaptive" and result["model_name"] == "Tiny-10" and result["n_examples"] == 4
-    assert result["seed"] == 3 and len(result["outcomes"]) == 4
+    assert result["suite"] == "adaptive" and result["model_name"] == "Tiny-10" and result["n_examples"] == 4
+    assert result["seed"] == 3 and len(result["robust"]["fresh_hits"]) == 4 and result["preset"] == "quick"
+    assert list((cards.parent / "state").glob("adaptive_*/batch*.json"))  # finished batches kept for resuming
     assert run(["adaptive", "No-Such-Model", "--cards-dir", str(cards)]) == 1

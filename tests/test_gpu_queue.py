@@ -26,7 +26,7 @@ evaluations:
   - {name: rand, command: benchmarks.run, args: [--version, rand, --n-examples, 4, --seed, 0]}
   - name: adaptive
     command: benchmarks.adaptive
-    args: [--n-examples, 4, --seed, 0, --n-iter, 2, --eot-iter, 2, --eval-draws, 2]
+    args: [--n-examples, 4, --seed, 0, --preset, quick, --autoattack, --selection-draws, 2, --fresh-draws, 2]
 entries:
   - {recipe: training/recipes/tiny.yaml, state: queued}
 """

@@ -341,7 +341,7 @@ def test_every_subcommand_fails_on_bad_input_in_one_line(cli_runs: dict) -> None
     [
         (["demo", "--model", NAME, "--n-examples", "2", "--data-dir", "{root}/nowhere"], 1, "{root}/nowhere"),
         (["benchmark", "No_Such_Model", "--n-examples", "2"], 1, "unknown model 'No_Such_Model'"),
-        (["adaptive", NAME, "--attacks", "pgd"], 2, "invalid choice: 'pgd'"),
+        (["adaptive", NAME, "--preset", "pgd"], 2, "invalid choice: 'pgd'"),
         (["train", "--recipe", "{root}/missing.yaml", "--out", "{root}/run3"], 1, "{root}/missing.yaml"),
         (["export", NAME], 2, "one of the arguments --config --from-zoo is required"),
         (["push", "{root}/no_such_folder"], 1, "{root}/no_such_folder"),

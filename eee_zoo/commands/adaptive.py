@@ -1,4 +1,4 @@
-"""``eee-zoo adaptive``: score a zoo checkpoint with the adaptive attacks of :mod:`eee_zoo.adaptive`.
+"""``eee-zoo adaptive``: the per-image worst case of a zoo checkpoint over every attack of :mod:`eee_zoo.adaptive`.
 
 Prints the result; with ``--json`` the whole result as JSON. Results files, cards and the leaderboard are the
 business of ``python -m benchmarks.adaptive`` in a source checkout.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from . import add_card_arguments, nonnegative_int, positive_int
 
-HELP = "Score a checkpoint with adaptive attacks (transfer, CrossMax surrogate, EOT), judged on many draws."
+HELP = "Worst case over adaptive attacks (surrogates, EOT, single predictors, AutoAttack's examples), many draws."
+ENV_STATE_DIR = "EEE_ZOO_STATE_DIR"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,30 +26,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
 
+def default_state_dir() -> Path:
+    """Where finished batches are kept for resuming: ``$EEE_ZOO_STATE_DIR``, else ``$XDG_CACHE_HOME/eee_zoo/adaptive``
+    (``~/.cache/...``); each configuration gets its own subfolder, keyed by all its settings."""
+    if os.environ.get(ENV_STATE_DIR):
+        return Path(os.environ[ENV_STATE_DIR])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eee_zoo" / "adaptive"
+
+
 def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     """The attack options shared by ``eee-zoo adaptive`` and ``python -m benchmarks.adaptive``."""
-    from ..adaptive import ADAPTIVE_ATTACKS, DEFAULT_BATCH_SIZE, DEFAULT_SETTINGS
+    from ..adaptive import AUTOATTACK_PROPOSALS, DEFAULT_BATCH_SIZE, DEFAULT_DRAWS, PRESETS, describe_preset
 
+    presets = " | ".join(f"{name} = {describe_preset(name)}" for name in PRESETS).replace("%", "%%")  # argparse
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="zoo",
+        help=f"the attack suite (default: %(default)s). Presets: {presets}",
+    )
+    parser.add_argument(
+        "--autoattack",
+        nargs="*",
+        choices=AUTOATTACK_PROPOSALS,
+        default=list(AUTOATTACK_PROPOSALS),
+        metavar="VERSION",
+        help="AutoAttack versions whose adversarial examples join the proposals: rand (deployed model), standard-det "
+        "(deterministic mode); give the option with no value for none (default: both)",
+    )
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every draw and attack (default: 0)")
     parser.add_argument(
-        "--attacks",
-        nargs="+",
-        choices=ADAPTIVE_ATTACKS,
-        default=list(ADAPTIVE_ATTACKS),
-        metavar="ATTACK",
-        help="which attacks to run, in order: transfer-det (APGD-CE on the deterministic mode, transferred), "
-        "transfer-det-mean (the same through a mean-of-logits surrogate of CrossMax), eot-mean (APGD-CE with "
-        "EOT on that surrogate) (default: all three)",
+        "--selection-draws",
+        type=positive_int,
+        default=DEFAULT_DRAWS["selection_draws"],
+        help="draws of the deployed model that choose each image's worst proposal (default: %(default)s)",
     )
-    settings = (
-        ("--n-iter", "n_iter", "APGD iterations per attack"),
-        ("--eot-iter", "eot_iter", "draws per step of eot-mean"),
-        ("--eval-draws", "eval_draws", "draws judging each image"),
+    parser.add_argument(
+        "--fresh-draws",
+        type=positive_int,
+        default=DEFAULT_DRAWS["fresh_draws"],
+        help="other draws that score the chosen proposals (default: %(default)s)",
     )
-    for flag, key, text in settings:
-        parser.add_argument(
-            flag, type=positive_int, default=DEFAULT_SETTINGS[key], help=f"{text} (default: %(default)s)"
-        )
+    parser.add_argument(
+        "--cascade",
+        action="store_true",
+        help="speed option: skip images already wrong on every selection draw (labelled in the result)",
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -58,19 +83,30 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
     )
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help=f"finished batches are kept here and a rerun resumes from them (default: ${ENV_STATE_DIR}, else "
+        "~/.cache/eee_zoo/adaptive)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="ignore stored batches and attack from the start")
 
 
 def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`eee_zoo.adaptive.adaptive_evaluate` from :func:`add_attack_arguments` options."""
+    state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir()
     return {
-        "attacks": args.attacks,
-        "n_iter": args.n_iter,
-        "eot_iter": args.eot_iter,
-        "eval_draws": args.eval_draws,
+        "preset": args.preset,
+        "autoattack": args.autoattack,
+        "selection_draws": args.selection_draws,
+        "fresh_draws": args.fresh_draws,
+        "cascade": args.cascade,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "device": args.device,
         "data_dir": args.data_dir,
+        "state_dir": state_dir,
+        "fresh": args.fresh,
     }
 
 

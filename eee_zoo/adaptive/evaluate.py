@@ -1,0 +1,324 @@
+"""``adaptive_evaluate``: the per-image worst case of a (stochastic) self-ensemble over every attack it knows.
+
+Flow per batch of images: judge the clean images on the selection draws; every attack (of a preset, plus
+AutoAttack's own examples) proposes adversarial examples for every image still right on some selection draw;
+:class:`~eee_zoo.adaptive.worst_case.WorstCase` keeps, per image, the proposal the deployed model gets right least
+often; the kept proposals are scored on fresh draws. Batches are seeded on their own, and with ``state_dir`` each
+finished batch is stored, so a killed run resumes where it stopped with the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .._io import atomic_write_json
+from .._precision import strict_fp32
+from .._progress import Progress, ProgressOutput
+from ..datasets import DEFAULT_EPS, NUM_CLASSES, SPLIT_SIZE, check_eps, parse_dataset, parse_threat_model
+from ..evaluation.autoattack import check_overrides
+from ..evaluation.checks import check_int
+from ..evaluation.distributed import DistInfo
+from ..evaluation.examples import project
+from ..evaluation.inputs import (
+    PROBE_IMAGES,
+    check_model_matches,
+    check_model_outputs,
+    load_inputs,
+    model_identity,
+    resolve_device,
+)
+from ..evaluation.results import versions
+from ..evaluation.seeds import RUN_LOCK, preserve_model_seeds
+from .attacks import Attack
+from .autoattack_proposals import autoattack_examples
+from .presets import AUTOATTACK_PROPOSALS, PRESETS
+from .result import AdaptiveResult, Column
+from .worst_case import WorstCase
+
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_DRAWS", "adaptive_evaluate"]
+
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_DRAWS = {"selection_draws": 10, "fresh_draws": 20}
+_SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggregate")
+STATE_FORMAT = 1
+
+logger = logging.getLogger(__name__)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from ``parts``: distinct uses (selection, fresh, each attack, each batch) never share draws."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@strict_fp32()  # TF32 off on GPUs: attacks and accuracies in true fp32
+def adaptive_evaluate(
+    model: nn.Module,
+    n_examples: int = 500,
+    dataset: str = "cifar10",
+    threat_model: str = "Linf",
+    *,
+    eps: float | None = None,
+    preset: str = "zoo",
+    attacks: Sequence[Attack] | None = None,
+    autoattack: Sequence[str] = AUTOATTACK_PROPOSALS,
+    selection_draws: int = DEFAULT_DRAWS["selection_draws"],
+    fresh_draws: int = DEFAULT_DRAWS["fresh_draws"],
+    cascade: bool = False,
+    autoattack_overrides: dict[str, Any] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    data_dir: Any = None,
+    inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    model_name: str | None = None,
+    state_dir: str | Path | None = None,
+    fresh: bool = False,
+    progress: ProgressOutput = True,
+) -> AdaptiveResult:
+    """Robust accuracy of a self-ensemble: per image, the worst of every attack's proposals (see the module doc).
+
+    ``preset`` names an attack suite of :data:`~eee_zoo.adaptive.presets.PRESETS` (``attacks`` replaces it with
+    your own list); ``autoattack`` names AutoAttack versions whose adversarial examples join the proposals
+    (``rand`` on the deployed model, ``standard-det`` on the deterministic mode; ``()`` for none). Each image keeps
+    the proposal the deployed model gets right on fewest of ``selection_draws`` draws, scored on ``fresh_draws``
+    other draws. ``autoattack_overrides`` cut AutoAttack's settings (``{"apgd.n_iter": 4}``: tests and quick
+    looks only; recorded in the result). ``cascade=True`` skips images already wrong on every selection draw
+    (faster; labelled in the result). ``state_dir``: keep finished batches there and resume from them
+    (``fresh=True``: attack anew, overwriting them). Other arguments as in :func:`eee_zoo.evaluate`.
+    """
+
+    wall_start = time.perf_counter()
+    dataset = parse_dataset(dataset)
+    threat_model = parse_threat_model(threat_model)
+    check_int("n_examples", n_examples, lo=1)
+    if n_examples > SPLIT_SIZE[dataset]:
+        raise ValueError(f"n_examples={n_examples} is larger than the {dataset} test split")
+    for name, value in (("selection_draws", selection_draws), ("fresh_draws", fresh_draws), ("batch_size", batch_size)):
+        check_int(name, value, lo=1)
+    check_int("seed", seed, lo=0)
+    if attacks is None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        attacks = PRESETS[preset]
+    else:
+        preset = "custom"
+    attacks = list(attacks)
+    names = [a.name for a in attacks]
+    if not all(isinstance(a, Attack) for a in attacks) or len(set(names)) != len(names):
+        raise ValueError("attacks must be Attack values with distinct names")
+    autoattack = list(autoattack)
+    if any(v not in AUTOATTACK_PROPOSALS for v in autoattack) or len(set(autoattack)) != len(autoattack):
+        raise ValueError(f"autoattack must name distinct versions from {list(AUTOATTACK_PROPOSALS)}, got {autoattack}")
+    if not attacks and not autoattack:
+        raise ValueError("nothing to attack with: give a preset, attacks or autoattack versions")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise ValueError("the model is in training mode; call model.eval() before evaluating")
+    missing = [m for m in _SELF_ENSEMBLE_API if not callable(getattr(model, m, None))]
+    if missing:
+        raise TypeError(f"adaptive attacks need a self-ensemble (eee_zoo SelfEnsemble); the model lacks {missing}")
+    eps = check_eps(DEFAULT_EPS[threat_model] if eps is None else eps, threat_model)
+    device = resolve_device(model, device, DistInfo.detect(False))
+    model.to(device)
+    check_model_matches(model, dataset, threat_model, device, probe=inputs is None)  # before any data is read
+    x, y, data = load_inputs(dataset, n_examples, data_dir, inputs)
+    check_model_outputs(model, x[:PROBE_IMAGES], y, NUM_CLASSES[dataset], device)
+    name, sha, _ = model_identity(model, model_name)
+
+    overrides = check_overrides(autoattack_overrides)
+    config = {
+        "format": STATE_FORMAT, "model": sha, "data": data["sha256"], "dataset": dataset, "threat_model": threat_model,
+        "eps": float(eps), "seed": seed, "batch_size": batch_size, "attacks": [a.__dict__ for a in attacks],
+        "autoattack": autoattack, "selection_draws": selection_draws, "fresh_draws": fresh_draws, "cascade": cascade,
+    }  # fmt: skip
+    if overrides:  # only when set, so that the key of a full run does not depend on this option's existence
+        config["autoattack_overrides"] = overrides
+    state = _BatchStore(state_dir, config, fresh=fresh)
+    columns = ["clean", "robust", *autoattack_names(autoattack), *names]
+    batches: list[dict[str, Any]] = []
+    starts = list(range(0, n_examples, batch_size))
+    total = len(starts) * (len(autoattack) + sum(a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks))
+    with RUN_LOCK, preserve_model_seeds(model), Progress("adaptive", total, output=progress, unit="it") as bar:
+        was_stochastic = bool(model.stochastic)
+        try:
+            for b, start in enumerate(starts):
+                stored = state.load(start)
+                if stored is not None:
+                    logger.info("images %d-%d: resumed from %s", start, start + len(stored["chosen"]) - 1, state.root)
+                    batches.append(stored)
+                    bar.update(done=(b + 1) * total // len(starts))
+                    continue
+                xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+                batch = _run_batch(
+                    model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=derive_seed(seed, start),
+                    selection_draws=selection_draws, fresh_draws=fresh_draws, cascade=cascade, overrides=overrides,
+                    bar=bar, batch_no=b + 1,
+                    where=f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})",
+                )  # fmt: skip
+                state.save(start, batch)
+                batches.append(batch)
+            bar.update(done=total)
+        finally:
+            model.set_stochastic(was_stochastic)
+
+    merged = {
+        c: {key: sum((bt["columns"][c][key] for bt in batches), []) for key in ("selection", "fresh")} for c in columns
+    }
+    seconds = {c: sum(bt["columns"][c]["seconds"] for bt in batches) for c in columns}
+    proposals = {c: max(bt["columns"][c]["proposals"] for bt in batches) for c in columns}
+
+    def column(c: str) -> Column:
+        m = merged[c]
+        return Column.from_hits(c, m["selection"], m["fresh"], fresh_draws, seconds=round(seconds[c], 1),
+                                proposals=proposals[c])  # fmt: skip
+
+    return AdaptiveResult(
+        model_name=name, checkpoint_sha256=sha, dataset=dataset, threat_model=threat_model, eps=float(eps),
+        n_examples=n_examples, seed=seed, batch_size=batch_size, preset=preset,
+        attacks=[{"name": a.name, "description": a.describe(), **a.__dict__} for a in attacks],
+        autoattack=autoattack, autoattack_overrides=overrides, selection_draws=selection_draws,
+        fresh_draws=fresh_draws, cascade=cascade,
+        clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
+        chosen=sum((bt["chosen"] for bt in batches), []), data=data, versions=versions(), device=str(device),
+        wall_time_s=round(time.perf_counter() - wall_start, 1),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )  # fmt: skip
+
+
+def autoattack_names(versions: Sequence[str]) -> list[str]:
+    return [f"autoattack-{v}" for v in versions]
+
+
+def _run_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: list[Attack],
+    autoattack: list[str],
+    *,
+    eps: float,
+    norm: str,
+    seed: int,
+    selection_draws: int,
+    fresh_draws: int,
+    cascade: bool,
+    overrides: dict[str, Any],
+    bar: Progress,
+    batch_no: int,
+    where: str,
+) -> dict[str, Any]:
+    worst = WorstCase(
+        model, x, y, selection_draws=selection_draws, selection_seed=derive_seed(seed, "selection"),
+        fresh_draws=fresh_draws, fresh_seed=derive_seed(seed, "fresh"),
+    )  # fmt: skip
+    attackable = worst.clean_hits > 0  # right on some selection draw: there is something to break
+    seconds: dict[str, float] = {}
+    proposals: dict[str, int] = {}
+
+    def targets() -> torch.Tensor:
+        return torch.nonzero(worst.still_correct() if cascade else attackable).flatten()
+
+    for version, column in zip(autoattack, autoattack_names(autoattack)):
+        t0 = time.perf_counter()
+        bar.update(text=f"{where}: AutoAttack {version}, worst case so far {_share(worst)}")
+        idx = targets()
+        if len(idx):
+            x_adv = autoattack_examples(
+                model, x[idx], y[idx], version, eps=eps, norm=norm, seed=derive_seed(seed, column) % (2**31),
+                overrides=overrides, on_iteration=_follow(bar, f"{where}: AutoAttack {version}, APGD iteration"),
+            )  # fmt: skip
+            x_adv = project(x[idx], x_adv, eps, norm)  # AutoAttack keeps to the ball up to rounding: make it exact
+            lowered = worst.offer(column, "examples", x_adv, idx)
+            logger.info("%s: %s lowered %d images", where, column, lowered)
+        worst.per_attack.setdefault(column, worst._clean_tally())
+        seconds[column], proposals[column] = time.perf_counter() - t0, 1
+        bar.update(1)
+
+    for attack in attacks:
+        t0 = time.perf_counter()
+        idx = targets()
+        worst.per_attack.setdefault(attack.name, worst._clean_tally())
+        runs = attack.runs_per_image(model.num_predictors)
+        meter = _AttackMeter(bar, attack, where, worst, batch_no)
+        count = 0
+        if len(idx):
+            seed_k = derive_seed(seed, attack.name) % (2**31)
+            for label, x_adv in attack.proposals(
+                model, x[idx], y[idx], eps=eps, norm=norm, seed=seed_k, on_iteration=meter.iteration
+            ):
+                worst.offer(attack.name, label, x_adv, idx)
+                count += 1
+        bar.update(done=meter.first + runs * attack.n_iter)
+        seconds[attack.name], proposals[attack.name] = time.perf_counter() - t0, count
+        logger.info(
+            "%s: %s done in %.1f s, worst case so far %s", where, attack.name, seconds[attack.name], _share(worst)
+        )
+
+    worst.score()
+    cols: dict[str, dict[str, Any]] = {
+        "clean": {"selection": worst.clean_hits.tolist(), "fresh": worst.clean_fresh_hits.tolist()},
+        "robust": {"selection": worst.overall.selection_hits.tolist(), "fresh": worst.overall.fresh_hits.tolist()},
+    }
+    for c, tally in worst.per_attack.items():
+        cols[c] = {"selection": tally.selection_hits.tolist(), "fresh": tally.fresh_hits.tolist()}
+    for c in cols:
+        cols[c]["seconds"], cols[c]["proposals"] = seconds.get(c, 0.0), proposals.get(c, 1 if c == "clean" else 0)
+    cols["robust"]["proposals"] = 1 + sum(proposals.values())
+    return {"columns": cols, "chosen": list(worst.overall.source)}
+
+
+def _follow(bar: Progress, text: str) -> Callable[[int], None]:
+    return lambda i: bar.update(text=f"{text} {i}")
+
+
+class _AttackMeter:
+    """Moves the bar with an attack's iterations; a run's iteration count restarting means the next run began."""
+
+    def __init__(self, bar: Progress, attack: Attack, where: str, worst: WorstCase, batch_no: int) -> None:
+        self.bar, self.attack, self.where, self.worst, self.batch_no = bar, attack, where, worst, batch_no
+        self.first, self.offset, self.last = bar.done, 0, 0
+
+    def iteration(self, i: int) -> None:
+        if i < self.last:
+            self.offset += self.attack.n_iter
+        self.last = i
+        text = f"{self.where}: {self.attack.name} iteration {i}/{self.attack.n_iter}, worst case so far"
+        self.bar.update(
+            done=self.first + self.offset + i, text=f"{text} {_share(self.worst)}",
+            batch=self.batch_no, attack=self.attack.name, iteration=i,
+        )  # fmt: skip
+
+
+def _share(worst: WorstCase) -> str:
+    hits = worst.overall.selection_hits
+    return f"{float(hits.sum()) / (len(hits) * worst.selection_draws):.2%} per selection draw"
+
+
+class _BatchStore:
+    """Finished batches on disk (one JSON file each, written atomically), keyed by the whole configuration."""
+
+    def __init__(self, state_dir: str | Path | None, config: dict[str, Any], *, fresh: bool = False) -> None:
+        key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.root = None if state_dir is None else Path(state_dir) / f"adaptive_{key}"
+        self.config, self.fresh = config, fresh
+
+    def load(self, start: int) -> dict[str, Any] | None:
+        if self.root is None or self.fresh or not (self.root / f"batch{start:06d}.json").is_file():
+            return None
+        return json.loads((self.root / f"batch{start:06d}.json").read_text())["batch"]
+
+    def save(self, start: int, batch: dict[str, Any]) -> None:
+        if self.root is not None:
+            atomic_write_json(self.root / f"batch{start:06d}.json", {"config": self.config, "batch": batch})

@@ -1,0 +1,79 @@
+"""What the attacks differentiate: the self-ensemble seen through another aggregator, mode or draw count.
+
+A stochastic self-ensemble masks its gradient two ways: fresh noise on every call, and CrossMax's max and top-k,
+which pass gradient to one predictor per class. A :class:`Surrogate` changes one of those at a time, keeping the
+same weights:
+
+* ``head``: ``"deployed"`` (the model's own aggregator), ``"mean"`` (the plain mean of the predictors' logits, a
+  smooth stand-in for CrossMax, BPDA-style), or an integer: one predictor alone;
+* ``draws``: ``0`` for the deterministic mode (no jitter, factors 1, noise at its mean), ``E >= 1`` for the
+  stochastic stack with expectation over ``E`` draws. The draws run as **one batch** of ``E x B`` images (each copy
+  gets its own noise from the model's generator: the stack draws per image), not as ``E`` sequential passes, and
+  are combined as the log of the mean probability, so cross-entropy on the output is the loss of the expected
+  classifier, the quantity the deployed model's per-draw accuracy follows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn as nn
+
+__all__ = ["Surrogate", "stochastic_mode"]
+
+COMBINE = ("probs", "logits")
+
+
+@contextlib.contextmanager
+def stochastic_mode(model: nn.Module, stochastic: bool) -> Iterator[None]:
+    """Run ``model`` (a SelfEnsemble) in the given inference mode, and give it its own mode back afterwards."""
+    was = bool(model.stochastic)
+    model.set_stochastic(stochastic)
+    try:
+        yield
+    finally:
+        model.set_stochastic(was)
+
+
+class Surrogate(nn.Module):
+    """``model`` seen through ``head`` and ``draws`` (see the module docstring); outputs ``[B, C]`` logits."""
+
+    def __init__(self, model: nn.Module, head: str | int = "deployed", draws: int = 0, combine: str = "probs") -> None:
+        super().__init__()
+        if not (head in ("deployed", "mean") or (isinstance(head, int) and 0 <= head < model.num_predictors)):
+            raise ValueError(
+                f"head must be 'deployed', 'mean' or a predictor index < {model.num_predictors}, got {head!r}"
+            )
+        if not isinstance(draws, int) or draws < 0:
+            raise ValueError(f"draws must be an integer >= 0, got {draws!r}")
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
+        self.model, self.head, self.draws, self.combine = model, head, draws, combine
+
+    def describe(self) -> str:
+        head = self.head if isinstance(self.head, str) else f"predictor {self.model.predictor_names[self.head]}"
+        mode = "deterministic mode" if self.draws == 0 else f"EOT over {self.draws} draws (batched)"
+        return f"{head}, {mode}"
+
+    def _aggregate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.head == "deployed":
+            return self.model.aggregate(logits)
+        if self.head == "mean":
+            return logits.mean(dim=1)
+        return logits[:, self.head]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.draws == 0:
+            with stochastic_mode(self.model, False):
+                return self._aggregate(self.model.predictor_logits(x))
+        b = x.shape[0]
+        with stochastic_mode(self.model, True):
+            # copy e of image i sits at e * B + i; one forward pass for all draws
+            z = self._aggregate(self.model.predictor_logits(x.repeat(self.draws, 1, 1, 1)))
+        z = z.view(self.draws, b, -1)
+        if self.combine == "logits":
+            return z.mean(dim=0)
+        return torch.logsumexp(z.log_softmax(dim=-1), dim=0) - math.log(self.draws)

@@ -1,0 +1,138 @@
+"""Per-image worst case over every proposal, chosen by the deployed model on selection draws, scored on fresh ones.
+
+Every attack *proposes* adversarial examples (several per image: restarts, targets, iterates along the way); the
+clean image is itself a proposal (delta = 0), so clean-wrong images count with no special case. The deployed model
+(its own stochastic stack and aggregator) judges each proposal on ``selection_draws`` draws, the same draws for
+every proposal (common random numbers, so proposals are compared on equal terms), and each image keeps the proposal
+it gets right least often (ties keep the earlier one). The kept proposal is then scored on ``fresh_draws`` *other*
+draws: picking the minimum of noisy scores biases them down, scoring on draws the choice never saw does not.
+
+Because the kept score is a running minimum, offering another proposal can only lower an image's selection score
+or keep it. The same bookkeeping runs per attack (clean plus that attack's proposals only), which gives the
+per-attack columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+
+from .surrogates import stochastic_mode
+
+__all__ = ["Tally", "WorstCase", "count_hits", "judge"]
+
+CLEAN = "clean"
+_MAX_JUDGE_BATCH = 2048  # images per forward pass when judging (draws x images are batched together)
+
+
+def count_hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+    """``[B]`` int: on how many of ``draws`` draws of the deployed stochastic model each image is classified right."""
+    return judge(model, x, y, draws, seed)[0]
+
+
+@torch.no_grad()
+def judge(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B] hits, [B] mean true-class probability)`` of the deployed stochastic model over ``draws`` draws.
+
+    The draws come from one ``torch.Generator`` seeded with ``seed`` and are batched (draw ``d`` of image ``i`` is row
+    ``d * B + i``), so the same ``(seed, B)`` gives every call the same noise: judged images are compared on the same
+    draws. A model whose randomness is off gives ``0`` or ``draws``.
+    """
+    b = len(x)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    per_chunk = max(1, _MAX_JUDGE_BATCH // max(b, 1))
+    hits = torch.zeros(b, dtype=torch.long, device=x.device)
+    p_true = torch.zeros(b, dtype=torch.float64, device=x.device)
+    with stochastic_mode(model, True):
+        for first in range(0, draws, per_chunk):
+            e = min(per_chunk, draws - first)
+            logits = model(x.repeat(e, 1, 1, 1), generator=gen).view(e, b, -1)
+            hits += (logits.argmax(dim=-1) == y.view(1, b)).sum(dim=0)
+            p_true += logits.softmax(dim=-1).gather(-1, y.view(1, b, 1).expand(e, b, 1)).squeeze(-1).sum(dim=0).double()
+    return hits, p_true / draws
+
+
+@dataclasses.dataclass
+class Tally:
+    """One column: each image's kept proposal, its selection hits, and (after :meth:`WorstCase.score`) fresh hits."""
+
+    x: torch.Tensor
+    selection_hits: torch.Tensor  # [B]
+    selection_p_true: torch.Tensor  # [B] mean true-class probability on the selection draws (the tie-break)
+    source: list[str]  # the proposal kept per image ("clean" or "<attack>/<proposal>")
+    fresh_hits: torch.Tensor | None = None  # [B]
+
+
+class WorstCase:
+    """The running worst case of one batch of images over all proposals offered, overall and per attack."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        selection_draws: int,
+        selection_seed: int,
+        fresh_draws: int,
+        fresh_seed: int,
+    ) -> None:
+        if selection_seed == fresh_seed:
+            raise ValueError("selection and fresh draws need different seeds")
+        self.model, self.x, self.y = model, x, y
+        self.selection_draws, self.selection_seed = selection_draws, selection_seed
+        self.fresh_draws, self.fresh_seed = fresh_draws, fresh_seed
+        self.clean_hits, self.clean_p_true = judge(model, x, y, selection_draws, selection_seed)
+        self.overall = self._clean_tally()
+        self.per_attack: dict[str, Tally] = {}
+        self.clean_fresh_hits: torch.Tensor | None = None
+
+    def _clean_tally(self) -> Tally:
+        return Tally(self.x.clone(), self.clean_hits.clone(), self.clean_p_true.clone(), [CLEAN] * len(self.x))
+
+    def still_correct(self) -> torch.Tensor:
+        """``[B]`` bool: images the deployed model still gets right on at least one selection draw."""
+        return self.overall.selection_hits > 0
+
+    def offer(self, attack: str, proposal: str, x_adv: torch.Tensor, index: torch.Tensor | None = None) -> int:
+        """Judge ``x_adv`` (for the images ``index``, default all) and keep it where it is worse for the model.
+
+        Returns how many images' overall worst case it lowered.
+        """
+        index = torch.arange(len(self.x), device=self.x.device) if index is None else index
+        if len(index) == 0:
+            return 0
+        full = self.x.clone()
+        full[index] = x_adv  # judged in the whole batch, so every image sees its own selection draws
+        hits, p_true = judge(self.model, full, self.y, self.selection_draws, self.selection_seed)
+        mask = torch.zeros(len(self.x), dtype=torch.bool, device=self.x.device)
+        mask[index] = True
+        tally = self.per_attack.setdefault(attack, self._clean_tally())
+        _keep_lower(tally, full, hits, p_true, mask, f"{attack}/{proposal}")
+        return _keep_lower(self.overall, full, hits, p_true, mask, f"{attack}/{proposal}")
+
+    @torch.no_grad()
+    def score(self) -> None:
+        """Score every kept proposal (and the clean images) on the fresh draws."""
+        self.clean_fresh_hits = count_hits(self.model, self.x, self.y, self.fresh_draws, self.fresh_seed)
+        for tally in (self.overall, *self.per_attack.values()):
+            tally.fresh_hits = count_hits(self.model, tally.x, self.y, self.fresh_draws, self.fresh_seed)
+
+
+def _keep_lower(
+    tally: Tally, x_new: torch.Tensor, hits: torch.Tensor, p_true: torch.Tensor, mask: torch.Tensor, source: str
+) -> int:
+    """Keep ``x_new`` where it scores lower: fewer hits, or as many with a lower mean true-class probability."""
+    lower = hits < tally.selection_hits
+    lower |= (hits == tally.selection_hits) & (p_true < tally.selection_p_true)
+    lower &= mask
+    tally.x[lower] = x_new[lower]
+    tally.selection_hits[lower] = hits[lower]
+    tally.selection_p_true[lower] = p_true[lower]
+    for i in torch.nonzero(lower).flatten().tolist():
+        tally.source[i] = source
+    return int(lower.sum())
