@@ -37,7 +37,7 @@ FAST = (
     Attack("apgd-ce-det", surrogate="deployed", n_iter=3),
     Attack("pgd-mean-eot", surrogate="mean", draws=2, optimiser="pgd", n_iter=4, record_every=2),
 )
-DRAWS = {"selection_draws": 3, "fresh_draws": 4, "batch_size": 8}
+DRAWS = {"selection_draws": 3, "final_draws": 6, "fresh_draws": 4, "batch_size": 8}
 EPS = 8 / 255
 
 
@@ -119,7 +119,23 @@ def test_adding_an_attack_never_raises_any_images_selection_score(model: SelfEns
     two = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
     assert one.per_attack[0].selection_hits == two.per_attack[0].selection_hits  # attack seeds do not depend on order
     assert all(b <= a for a, b in zip(one.robust.selection_hits, two.robust.selection_hits))
-    assert sum(two.robust.selection_hits) < sum(one.clean.selection_hits)
+    assert sum(two.robust.fresh_hits) < sum(two.clean.fresh_hits)
+
+
+def test_the_final_stage_keeps_the_finalist_with_fewest_final_hits(model: SelfEnsemble, data) -> None:
+    x, y = data
+    worst = WorstCase(model, x, y, selection_draws=2, selection_seed=1, fresh_draws=3, fresh_seed=2,
+                      final_draws=9, final_seed=3)  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    for k in range(3):
+        worst.offer(f"noise{k}", "p", project(x, x + (torch.rand(x.shape, generator=gen) - 0.5) * 0.3, 0.15, "Linf"))
+    worst.finalize()
+    finalists = [x, *(t.x for t in worst.per_attack.values())]
+    final_hits = torch.stack([count_hits(model, f, y, 9, 3) for f in finalists])
+    assert torch.equal(worst.overall.selection_hits, final_hits.min(dim=0).values)
+    with pytest.raises(ValueError, match="different seeds"):
+        WorstCase(model, x, y, selection_draws=2, selection_seed=1, fresh_draws=3, fresh_seed=2, final_draws=4,
+                  final_seed=2)  # fmt: skip
 
 
 def test_selection_and_fresh_draws_differ(model: SelfEnsemble, data) -> None:
@@ -181,7 +197,7 @@ def test_same_seed_same_result_and_the_callers_rng_is_left_alone(model: SelfEnse
 def test_autoattack_examples_are_proposals(model: SelfEnsemble, data) -> None:
     r = adaptive_evaluate(
         model, 8, inputs=data, eps=EPS, attacks=(), autoattack=("rand", "standard-det"),
-        autoattack_overrides={**FAST_STANDARD, "apgd.eot_iter": 2}, progress=False, **DRAWS,
+        autoattack_overrides={**FAST_STANDARD, "apgd.eot_iter": 2}, progress=False, **{**DRAWS, "final_draws": 0},
     )  # fmt: skip
     assert [c.name for c in r.per_attack] == ["autoattack-rand", "autoattack-standard-det"]
     rand, standard = r.per_attack
@@ -259,3 +275,4 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path: Path) -> Non
     resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "b"), "30"], env=env, capture_output=True,
                              text=True, check=True).stdout  # fmt: skip
     assert resumed == whole
+    assert len(list((tmp_path / "b").glob("*/batch*.examples.safetensors"))) == 4  # kept examples, per batch

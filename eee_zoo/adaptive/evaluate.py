@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 import torch.nn as nn
 
-from .._io import atomic_write_json
+from .._io import atomic_write_bytes, atomic_write_json
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
 from ..datasets import DEFAULT_EPS, NUM_CLASSES, SPLIT_SIZE, check_eps, parse_dataset, parse_threat_model
@@ -48,7 +49,7 @@ from .worst_case import WorstCase
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_DRAWS", "adaptive_evaluate"]
 
 DEFAULT_BATCH_SIZE = 100
-DEFAULT_DRAWS = {"selection_draws": 10, "fresh_draws": 20}
+DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 50, "fresh_draws": 20}
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggregate")
 STATE_FORMAT = 1
 
@@ -74,6 +75,7 @@ def adaptive_evaluate(
     autoattack: Sequence[str] = AUTOATTACK_PROPOSALS,
     selection_draws: int = DEFAULT_DRAWS["selection_draws"],
     fresh_draws: int = DEFAULT_DRAWS["fresh_draws"],
+    final_draws: int = DEFAULT_DRAWS["final_draws"],
     cascade: bool = False,
     autoattack_overrides: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -92,7 +94,9 @@ def adaptive_evaluate(
     your own list); ``autoattack`` names AutoAttack versions whose adversarial examples join the proposals
     (``rand`` on the deployed model, ``standard-det`` on the deterministic mode; ``()`` for none). Each image keeps
     the proposal the deployed model gets right on fewest of ``selection_draws`` draws, scored on ``fresh_draws``
-    other draws. ``autoattack_overrides`` cut AutoAttack's settings (``{"apgd.n_iter": 4}``: tests and quick
+    other draws; with ``final_draws`` (0: off) each attack's finalist is judged again on that many further draws and
+    the image keeps the finalist with fewest hits there (see :mod:`~eee_zoo.adaptive.worst_case`).
+    ``autoattack_overrides`` cut AutoAttack's settings (``{"apgd.n_iter": 4}``: tests and quick
     looks only; recorded in the result). ``cascade=True`` skips images already wrong on every selection draw
     (faster; labelled in the result). ``state_dir``: keep finished batches there and resume from them
     (``fresh=True``: attack anew, overwriting them). Other arguments as in :func:`eee_zoo.evaluate`.
@@ -106,6 +110,7 @@ def adaptive_evaluate(
         raise ValueError(f"n_examples={n_examples} is larger than the {dataset} test split")
     for name, value in (("selection_draws", selection_draws), ("fresh_draws", fresh_draws), ("batch_size", batch_size)):
         check_int(name, value, lo=1)
+    check_int("final_draws", final_draws, lo=0)
     check_int("seed", seed, lo=0)
     if attacks is None:
         if preset not in PRESETS:
@@ -142,6 +147,7 @@ def adaptive_evaluate(
         "format": STATE_FORMAT, "model": sha, "data": data["sha256"], "dataset": dataset, "threat_model": threat_model,
         "eps": float(eps), "seed": seed, "batch_size": batch_size, "attacks": [a.__dict__ for a in attacks],
         "autoattack": autoattack, "selection_draws": selection_draws, "fresh_draws": fresh_draws, "cascade": cascade,
+        "final_draws": final_draws,
     }  # fmt: skip
     if overrides:  # only when set, so that the key of a full run does not depend on this option's existence
         config["autoattack_overrides"] = overrides
@@ -163,7 +169,8 @@ def adaptive_evaluate(
                 xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
                 batch = _run_batch(
                     model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=derive_seed(seed, start),
-                    selection_draws=selection_draws, fresh_draws=fresh_draws, cascade=cascade, overrides=overrides,
+                    selection_draws=selection_draws, fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
+                    overrides=overrides,
                     bar=bar, batch_no=b + 1,
                     where=f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})",
                 )  # fmt: skip
@@ -189,7 +196,7 @@ def adaptive_evaluate(
         n_examples=n_examples, seed=seed, batch_size=batch_size, preset=preset,
         attacks=[{"name": a.name, "description": a.describe(), **a.__dict__} for a in attacks],
         autoattack=autoattack, autoattack_overrides=overrides, selection_draws=selection_draws,
-        fresh_draws=fresh_draws, cascade=cascade,
+        fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
         chosen=sum((bt["chosen"] for bt in batches), []), data=data, versions=versions(), device=str(device),
         wall_time_s=round(time.perf_counter() - wall_start, 1),
@@ -213,6 +220,7 @@ def _run_batch(
     seed: int,
     selection_draws: int,
     fresh_draws: int,
+    final_draws: int,
     cascade: bool,
     overrides: dict[str, Any],
     bar: Progress,
@@ -222,6 +230,7 @@ def _run_batch(
     worst = WorstCase(
         model, x, y, selection_draws=selection_draws, selection_seed=derive_seed(seed, "selection"),
         fresh_draws=fresh_draws, fresh_seed=derive_seed(seed, "fresh"),
+        final_draws=final_draws, final_seed=derive_seed(seed, "final"),
     )  # fmt: skip
     attackable = worst.clean_hits > 0  # right on some selection draw: there is something to break
     seconds: dict[str, float] = {}
@@ -266,6 +275,7 @@ def _run_batch(
             "%s: %s done in %.1f s, worst case so far %s", where, attack.name, seconds[attack.name], _share(worst)
         )
 
+    worst.finalize()
     worst.score()
     cols: dict[str, dict[str, Any]] = {
         "clean": {"selection": worst.clean_hits.tolist(), "fresh": worst.clean_fresh_hits.tolist()},
@@ -276,7 +286,8 @@ def _run_batch(
     for c in cols:
         cols[c]["seconds"], cols[c]["proposals"] = seconds.get(c, 0.0), proposals.get(c, 1 if c == "clean" else 0)
     cols["robust"]["proposals"] = 1 + sum(proposals.values())
-    return {"columns": cols, "chosen": list(worst.overall.source)}
+    examples = {"overall": worst.overall.x, **{f"attack/{c}": t.x for c, t in worst.per_attack.items()}}
+    return {"columns": cols, "chosen": list(worst.overall.source), "examples": examples}
 
 
 def _follow(bar: Progress, text: str) -> Callable[[int], None]:
@@ -320,5 +331,11 @@ class _BatchStore:
         return json.loads((self.root / f"batch{start:06d}.json").read_text())["batch"]
 
     def save(self, start: int, batch: dict[str, Any]) -> None:
-        if self.root is not None:
-            atomic_write_json(self.root / f"batch{start:06d}.json", {"config": self.config, "batch": batch})
+        """The batch's counts (JSON) and its kept examples (safetensors: each attack's and the overall worst case,
+        to look at or to select again without attacking again); examples first, so a JSON means both exist."""
+        examples = batch.pop("examples")
+        if self.root is None:
+            return
+        tensors = {k: v.detach().cpu().contiguous() for k, v in examples.items()}
+        atomic_write_bytes(self.root / f"batch{start:06d}.examples.safetensors", safetensors.torch.save(tensors))
+        atomic_write_json(self.root / f"batch{start:06d}.json", {"config": self.config, "batch": batch})

@@ -84,6 +84,7 @@ class AdaptiveResult:
     autoattack_overrides: dict[str, Any]  # cut AutoAttack settings (tests only; empty for real evaluations)
     selection_draws: int
     fresh_draws: int
+    final_draws: int  # the second selection stage's draws (0: one stage); robust.selection_hits count these
     cascade: bool  # True: images already wrong on every selection draw were not attacked further
     clean: Column
     robust: Column  # the headline: the worst case over every proposal
@@ -109,7 +110,9 @@ class AdaptiveResult:
             f"worst case over the '{self.preset}' attacks"
             + (f" + AutoAttack {'/'.join(self.autoattack)} examples" if self.autoattack else "")
             + f", seed={self.seed} n={self.n_examples}; chosen on {self.selection_draws} selection draws, scored on "
-            f"{f} fresh draws" + (" (cascade: images already broken were not attacked further)" if self.cascade else "")
+            f"{f} fresh draws"
+            + (f" (finalists judged again on {self.final_draws} draws)" if self.final_draws else "")
+            + (" (cascade: images already broken were not attacked further)" if self.cascade else "")
         )
         lines = [
             head,

@@ -7,6 +7,12 @@ every proposal (common random numbers, so proposals are compared on equal terms)
 it gets right least often (ties keep the earlier one). The kept proposal is then scored on ``fresh_draws`` *other*
 draws: picking the minimum of noisy scores biases them down, scoring on draws the choice never saw does not.
 
+With many proposals, a few selection draws cannot tell apart the proposals that all look broken; so the choice is
+made in two stages: the running minimum on the selection draws keeps one finalist per attack (and the clean
+image), then :meth:`WorstCase.finalize` judges the finalists on ``final_draws`` further draws and keeps, per image,
+the one with fewest hits there. Both stages are minima over what was offered, so adding an attack can only lower
+an image's score or keep it.
+
 Because the kept score is a running minimum, offering another proposal can only lower an image's selection score
 or keep it. The same bookkeeping runs per attack (clean plus that attack's proposals only), which gives the
 per-attack columns.
@@ -80,12 +86,15 @@ class WorstCase:
         selection_seed: int,
         fresh_draws: int,
         fresh_seed: int,
+        final_draws: int = 0,
+        final_seed: int | None = None,
     ) -> None:
-        if selection_seed == fresh_seed:
-            raise ValueError("selection and fresh draws need different seeds")
+        if len({selection_seed, fresh_seed, final_seed if final_draws else None} - {None}) != 2 + bool(final_draws):
+            raise ValueError("selection, final and fresh draws need different seeds")
         self.model, self.x, self.y = model, x, y
         self.selection_draws, self.selection_seed = selection_draws, selection_seed
         self.fresh_draws, self.fresh_seed = fresh_draws, fresh_seed
+        self.final_draws, self.final_seed = final_draws, final_seed
         self.clean_hits, self.clean_p_true = judge(model, x, y, selection_draws, selection_seed)
         self.overall = self._clean_tally()
         self.per_attack: dict[str, Tally] = {}
@@ -116,6 +125,25 @@ class WorstCase:
         return _keep_lower(self.overall, full, hits, p_true, mask, f"{attack}/{proposal}")
 
     @torch.no_grad()
+    def finalize(self) -> None:
+        """The second stage: the finalists (clean image, each attack's kept proposal) judged on the final draws.
+
+        Afterwards :attr:`overall` holds, per image, the finalist with fewest final hits (ties: lower mean
+        true-class probability, then the earlier finalist), and its ``selection_hits`` count those final draws.
+        """
+        if not self.final_draws:
+            return
+        everywhere = torch.ones(len(self.x), dtype=torch.bool, device=self.x.device)
+        final: Tally | None = None
+        for tally in (self._clean_tally(), *self.per_attack.values()):
+            hits, p_true = judge(self.model, tally.x, self.y, self.final_draws, self.final_seed)
+            if final is None:
+                final = Tally(tally.x.clone(), hits, p_true, list(tally.source))
+            else:
+                _keep_lower(final, tally.x, hits, p_true, everywhere, tally.source)
+        self.overall = final
+
+    @torch.no_grad()
     def score(self) -> None:
         """Score every kept proposal (and the clean images) on the fresh draws."""
         self.clean_fresh_hits = count_hits(self.model, self.x, self.y, self.fresh_draws, self.fresh_seed)
@@ -124,7 +152,12 @@ class WorstCase:
 
 
 def _keep_lower(
-    tally: Tally, x_new: torch.Tensor, hits: torch.Tensor, p_true: torch.Tensor, mask: torch.Tensor, source: str
+    tally: Tally,
+    x_new: torch.Tensor,
+    hits: torch.Tensor,
+    p_true: torch.Tensor,
+    mask: torch.Tensor,
+    source: str | list[str],
 ) -> int:
     """Keep ``x_new`` where it scores lower: fewer hits, or as many with a lower mean true-class probability."""
     lower = hits < tally.selection_hits
@@ -134,5 +167,5 @@ def _keep_lower(
     tally.selection_hits[lower] = hits[lower]
     tally.selection_p_true[lower] = p_true[lower]
     for i in torch.nonzero(lower).flatten().tolist():
-        tally.source[i] = source
+        tally.source[i] = source if isinstance(source, str) else source[i]
     return int(lower.sum())

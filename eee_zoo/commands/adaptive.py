@@ -68,6 +68,13 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         help="other draws that score the chosen proposals (default: %(default)s)",
     )
     parser.add_argument(
+        "--final-draws",
+        type=nonnegative_int,
+        default=DEFAULT_DRAWS["final_draws"],
+        help="further draws on which each attack's finalist is judged again before the choice; 0: one stage "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--cascade",
         action="store_true",
         help="speed option: skip images already wrong on every selection draw (labelled in the result)",
@@ -100,6 +107,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "autoattack": args.autoattack,
         "selection_draws": args.selection_draws,
         "fresh_draws": args.fresh_draws,
+        "final_draws": args.final_draws,
         "cascade": args.cascade,
         "batch_size": args.batch_size,
         "seed": args.seed,
