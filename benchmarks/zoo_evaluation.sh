@@ -15,12 +15,14 @@ python -m benchmarks.run "${models[@]}" --version rand --n-examples 100 --seed 0
 #   python -m benchmarks.run NAME --version rand --n-examples 500 --seed 0 --write-card --no-progress
 # (the FGSM run's final leaderboard rebuild failed on a code change made while it ran; its results file and card
 # were written first, and the leaderboard was rebuilt afterwards with python -m benchmarks.leaderboard)
-# Adaptive attacks (eee_zoo.adaptive): transfer from the deterministic mode, a mean-of-logits surrogate of
-# CrossMax, EOT on the surrogate; judged on 10 draws of the deployed model.
+# The per-image worst case over the adaptive attacks (eee_zoo.adaptive, preset zoo, plus AutoAttack's rand and
+# standard-det examples as proposals); resumable per batch of 100 images (state in ~/.cache/eee_zoo/adaptive).
+# n=500 takes about 1.5-2.5 h per airbench checkpoint on the 2-core CPU.
 python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-card
 # ResNet18w16_CPU_CrossMax_C100 (CIFAR-100, CPU): n=100 only, a 2-core CPU's share of one session
 # (rand took 16 min, standard 3 min, adaptive 2 min; EEE_ZOO_DATA pointed at the decoded CIFAR-100 arrays):
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 100 --seed 0 --write-card --no-leaderboard
+#   (that run used the first adaptive suite, superseded by the worst case above; its rerun is pending)
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).
