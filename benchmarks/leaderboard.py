@@ -7,12 +7,15 @@ loaded test images, the version that matches its inference mode first — ``rand
 ``standard`` otherwise — then the largest n, then the smallest seed), and written as
 
 * RobustBench ``model_info`` JSON, ``benchmarks/model_info/<dataset>/<threat_model>/<Name>.json``: the fields
-  RobustBench's own leaderboard code reads (``clean_acc``, ``autoattack_acc``, ``additional_data``,
+  RobustBench's own leaderboard code reads (``clean_acc``, ``autoattack_acc``, ``external``, ``additional_data``,
   ``number_forward_passes``, ``unreliable``, ``footnote``, ``link``, ``name``, ``authors``, ``venue``,
   ``architecture``, ``eps``, ...; accuracies in percent, as numbers) plus an ``eee_zoo`` block (n, intervals,
-  checkpoint hash, results file);
+  checkpoint hash, results file). ``external`` is the best-known (lowest) robust accuracy of the checkpoint at that
+  eps: the headline AutoAttack figure or an adaptive suite's per-draw worst case, whichever is lower; the footnote
+  names the evaluation it comes from;
 * ``benchmarks/LEADERBOARD.md``: every number with its n and 95 % interval, the AutoAttack checks that fired,
-  and the results file it comes from;
+  and the results file it comes from; then the adaptive suite's table (:func:`render_adaptive`), one row per
+  worst-case results file, with its checks against AutoAttack ``rand`` and against each single attack;
 * HTML through RobustBench's own template (``robustbench.leaderboard.template.generate_leaderboard``) when
   robustbench imports and ships the template (the 1.1.1 wheel does not; then no HTML is written).
 """
@@ -22,22 +25,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.cards import result_suite
 
-from .results import RESULTS_DIR, eps_tag, interval_percent, iter_results, percent_floor
+from .results import (
+    RESULTS_DIR,
+    eps_tag,
+    interval_percent,
+    is_worst_case,
+    iter_adaptive_results,
+    iter_results,
+    percent_floor,
+)
 
 __all__ = [
-    "HTML_DIR", "LEADERBOARD_MD", "MODEL_INFO_DIR", "PAPER", "build", "headline", "main", "model_info",
-    "render_html", "render_markdown",
+    "HTML_DIR", "LEADERBOARD_MD", "MODEL_INFO_DIR", "PAPER", "adaptive_checks", "best_known", "build", "headline",
+    "main", "model_info", "render_adaptive", "render_html", "render_markdown",
 ]  # fmt: skip
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -53,7 +64,8 @@ PAPER = {
 _LOAD_SOURCE = "eee_zoo.data.load_dataset"
 _CAVEAT = (
     "AutoAttack numbers are upper bounds: adaptive attacks on this defense report far lower robust accuracy "
-    "(Zhang et al. 2024, arXiv:2411.14834); see the adaptive-attack table (`python -m benchmarks.adaptive`)."
+    "(Zhang et al. 2024, arXiv:2411.14834); see the adaptive-attack table (`python -m benchmarks.adaptive`). "
+    "RobustBench's `external` field holds the lowest robust accuracy measured for the checkpoint."
 )
 
 
@@ -88,23 +100,108 @@ def _architecture(config: dict[str, Any] | None) -> str:
     return f"{backbone.get('name', '?')}{widths} self-ensemble ({predictors} predictors, {agg})"
 
 
-def model_info(result: dict[str, Any], *, results_file: str | None = None, additional_data: bool = False) -> dict:
-    """RobustBench ``model_info`` JSON for one results-file dict."""
+def _same_checkpoint(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same checkpoint (sha256), dataset, threat model and eps: figures that bound the same robustness."""
+    keys = ("checkpoint_sha256", "dataset", "threat_model")
+    return all(a[k] == b[k] for k in keys) and abs(float(a["eps"]) - float(b["eps"])) < 1e-12
+
+
+def _per_draw(column: dict[str, Any], n: int, draws: int) -> Fraction:
+    """A worst-case column's robust accuracy per draw, exactly: its fresh hits over the image-draws."""
+    return Fraction(sum(column["fresh_hits"]), n * draws)
+
+
+def _fraction_floor(value: Fraction) -> float:
+    """Percent floored to 0.01, like :func:`percent_floor`."""
+    return percent_floor(value.numerator, value.denominator)
+
+
+def best_known(
+    result: dict[str, Any], adaptive: Sequence[tuple[str, dict[str, Any]]] = (), *, results_file: str | None = None
+) -> dict[str, Any]:
+    """The best-known (lowest) robust accuracy of ``result``'s checkpoint at its eps, with where it comes from.
+
+    Candidates: ``result`` itself (AutoAttack) and every worst-case adaptive result in ``adaptive`` (``(results
+    file, dict)``; others are ignored) for the same checkpoint, dataset, threat model and eps, by its per-draw
+    figure (the one comparable with AutoAttack's one draw per image). Values in percent, floored; intervals widened
+    outwards. A tie keeps AutoAttack's figure.
+    """
+    n = result["n_examples"]
+    best: dict[str, Any] = {
+        "value": percent_floor(result["robust_correct"], n),
+        "suite": "autoattack",
+        "version": result["version"],
+        "n_examples": n,
+        "seed": result["seed"],
+        "interval": interval_percent(result["robust_interval"]),
+        "results_file": results_file,
+        "adaptive_results": 0,  # worst-case adaptive evaluations compared
+    }
+    for ref, r in adaptive:
+        if not is_worst_case(r) or not _same_checkpoint(r, result):
+            continue
+        best["adaptive_results"] += 1
+        value = _fraction_floor(_per_draw(r["robust"], r["n_examples"], r["fresh_draws"]))
+        if value < best["value"]:
+            best = {
+                "adaptive_results": best["adaptive_results"],
+                "value": value,
+                "suite": "adaptive",
+                "version": f"{r['preset']}/per-draw",
+                "n_examples": r["n_examples"],
+                "fresh_draws": r["fresh_draws"],
+                "seed": r["seed"],
+                "interval": interval_percent(r["robust"]["per_draw_interval"]),
+                "results_file": ref,
+            }
+    return best
+
+
+def _best_known_text(best: dict[str, Any]) -> str:
+    lo, hi = best["interval"]
+    if best["suite"] == "autoattack":
+        compared = best["adaptive_results"]
+        others = (
+            f"none of the {compared} adaptive worst-case evaluations of this checkpoint found less"
+            if compared
+            else "no adaptive worst-case evaluation of this checkpoint at this eps yet"
+        )
+        head = f"Best-known robust accuracy (external): {best['value']:.2f}%"
+        return f"{head}, this AutoAttack {best['version']} evaluation; {others}."
+    return (
+        f"Best-known robust accuracy (external): {best['value']:.2f}%, worst case over the adaptive suite's "
+        f"'{best['version'].split('/')[0]}' attacks, per draw, first {best['n_examples']} test images x "
+        f"{best['fresh_draws']} fresh draws, seed {best['seed']}, 95% interval {lo:.2f}-{hi:.2f}% "
+        f"({best['results_file']})."
+    )
+
+
+def model_info(
+    result: dict[str, Any],
+    *,
+    results_file: str | None = None,
+    additional_data: bool = False,
+    adaptive: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> dict:
+    """RobustBench ``model_info`` JSON for one results-file dict; ``adaptive``: worst-case adaptive results
+    ``(results file, dict)`` that may give a lower ``external`` (see :func:`best_known`)."""
     n = result["n_examples"]
     checks = sorted({w["check"] for w in result.get("warnings", [])} - {"n_classes", "other"})
     unreliable = bool(checks) or (result["stochastic"] and result["version"] != "rand")
-    lo_c, hi_c = result["clean_interval"]
-    lo_r, hi_r = result["robust_interval"]
+    clean_interval = interval_percent(result["clean_interval"])
+    robust_interval = interval_percent(result["robust_interval"])
     version = result["version"] + (" (EOT 20)" if result["version"] == "rand" else "")
+    best = best_known(result, adaptive, results_file=results_file)
     footnote = (
         f"eee-zoo checkpoint {result['model_name']} (sha256 {result['checkpoint_sha256'][:12]}), "
         f"{'stochastic' if result['stochastic'] else 'deterministic'} inference; AutoAttack {version}, seed "
-        f"{result['seed']}, first {n} test images; 95% {result.get('interval_method', 'wilson')} intervals: clean "
-        f"{100 * lo_c:.1f}-{100 * hi_c:.1f}%, robust {100 * lo_r:.1f}-{100 * hi_r:.1f}%."
+        f"{result['seed']}, first {n} test images; 95% {result.get('interval_method', 'wilson')} intervals, widened "
+        f"outwards: clean {clean_interval[0]:.2f}-{clean_interval[1]:.2f}%, robust "
+        f"{robust_interval[0]:.2f}-{robust_interval[1]:.2f}%."
     )
     if checks:
         footnote += f" AutoAttack checks fired: {', '.join(checks)}."
-    footnote += " " + _CAVEAT
+    footnote += " " + _best_known_text(best) + " " + _CAVEAT
     return {
         **PAPER,
         "additional_data": bool(additional_data),
@@ -115,6 +212,7 @@ def model_info(result: dict[str, Any], *, results_file: str | None = None, addit
         "clean_acc": percent_floor(result["clean_correct"], n),
         "reported": None,
         "autoattack_acc": percent_floor(result["robust_correct"], n),
+        "external": best["value"],
         "unreliable": unreliable,
         "footnote": footnote,
         "eee_zoo": {
@@ -126,9 +224,10 @@ def model_info(result: dict[str, Any], *, results_file: str | None = None, addit
             "n_examples": n,
             "clean_correct": result["clean_correct"],
             "robust_correct": result["robust_correct"],
-            "clean_interval": interval_percent((lo_c, hi_c)),
-            "robust_interval": interval_percent((lo_r, hi_r)),
+            "clean_interval": clean_interval,
+            "robust_interval": robust_interval,
             "results_file": results_file,
+            "external": best,
         },
     }
 
@@ -174,41 +273,118 @@ def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _floor_percent(fraction: float) -> float:
-    return math.floor(round(fraction * 10000, 6)) / 100  # floored like percent_floor; round() drops float dust
+_ADAPTIVE_INTRO = (
+    "`python -m benchmarks.adaptive` (eee_zoo.adaptive): for every image, every attack of the preset proposes "
+    "adversarial examples, and so do AutoAttack's own runs named in the Preset column and the clean image itself. "
+    "The deployed model, with its own random stack and aggregator, keeps the proposal it gets right least often on "
+    "*selection* draws (`S + T`: each attack's finalist judged again on T further draws) and is then scored on "
+    "other, *fresh* draws (F), so picking the minimum does not flatter the figure. Columns: **clean, per draw** is "
+    "the clean images' accuracy on the fresh draws; **AutoAttack rand** is the robust accuracy of AutoAttack "
+    "`rand` on the same model, images (n), seed and eps (`-` where no such results file exists); **worst case, per "
+    "draw** (the headline) is the robust accuracy per draw, the mean over images and fresh draws of the kept "
+    "proposal being right, which AutoAttack `rand` measures with one draw per image; **every draw** counts the "
+    "images right on all F fresh draws (it falls as F grows, so F is named); each attack's column is its own "
+    "per-image worst case, per draw (`-`: not in that row's preset). 95 % intervals in brackets (Clopper-Pearson; "
+    "lower end floored, upper end ceiled to 0.01 %); accuracies in percent, floored to 0.01. **Checks** says `ok` "
+    "when the worst case is at most AutoAttack `rand` and at most every single attack's per-draw figure; otherwise "
+    "it names the comparison that failed. A failed check is a defect of the evaluation (the worst case over a set "
+    "of proposals cannot be above one of them but for the noise of the fresh draws), kept visible on purpose."
+)
 
 
-def render_adaptive(entries: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Markdown table of the adaptive-attack results (``benchmarks.adaptive``), one row per results file."""
-    if not entries:
-        return []
-    lines = [
-        "## Adaptive attacks",
-        "",
-        "`python -m benchmarks.adaptive` (eee_zoo.adaptive): APGD-CE transferred from the deterministic mode, the "
-        "same through a mean-of-logits surrogate of CrossMax, and APGD-CE with EOT on that surrogate, run in "
-        "cascade; an image counts only if the deployed stochastic model is right on every judging draw "
-        "(clean and after every attack); the mean over draws is the per-draw accuracy on the same images (after "
-        "the attacks: on each image's final adversarial example). Clopper-Pearson 95 % intervals; accuracies "
-        "floored to 0.01.",
-        "",
-        "| Model | Dataset / threat | eps | Attacks (APGD iterations, EOT draws, judging draws) | Clean, every draw "
-        "| Clean, mean over draws | Robust, every draw | Robust, mean over draws | n | Results file |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+def _interval_text(interval: Sequence[float]) -> str:
+    lo, hi = interval_percent(interval)
+    return f"[{lo:.2f}, {hi:.2f}]"
+
+
+def _matching_rand(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """AutoAttack ``rand`` on the same checkpoint, eps, n and seed as the adaptive result ``r`` (unchunked first)."""
+    matches = [
+        a
+        for a in autoattack
+        if a["version"] == "rand"
+        and headline([a]) is not None
+        and _same_checkpoint(a, r)
+        and (a["n_examples"], a["seed"]) == (r["n_examples"], r["seed"])
     ]
-    for ref, r in entries:
-        clean_lo, clean_hi = interval_percent(r["clean_interval"])
-        rob_lo, rob_hi = interval_percent(r["robust_interval"])
-        lines.append(
-            f"| {r['model_name']} (`{r['checkpoint_sha256'][:12]}`) | {r['dataset']} / {r['threat_model']} "
-            f"| {eps_tag(r['eps'], r['threat_model']).replace('-', '/')} "
-            f"| {', '.join(r['attacks'])} ({r['n_iter']}, {r['eot_iter']}, {r['eval_draws']}) "
-            f"| {percent_floor(r['clean_correct'], r['n_examples']):.2f} [{clean_lo:.2f}, {clean_hi:.2f}] "
-            f"| {_floor_percent(r['clean_accuracy_mean_over_draws']):.2f} "
-            f"| {percent_floor(r['robust_correct'], r['n_examples']):.2f} [{rob_lo:.2f}, {rob_hi:.2f}] "
-            f"| {_floor_percent(r['robust_accuracy_mean_over_draws']):.2f} "
-            f"| {r['n_examples']} | `{ref}` |"
-        )
+    return min(matches, key=lambda a: a.get("chunk_size") is not None, default=None)
+
+
+def adaptive_checks(r: dict[str, Any], rand: dict[str, Any] | None = None) -> str:
+    """``ok`` when the worst case per draw is at most AutoAttack ``rand``'s figure (if given) and at most every
+    single attack's per-draw figure (compared exactly, as counts); else what failed, e.g. ``above rand``."""
+    n, draws = r["n_examples"], r["fresh_draws"]
+    worst = _per_draw(r["robust"], n, draws)
+    failed = []
+    if rand is not None and worst > Fraction(rand["robust_correct"], rand["n_examples"]):
+        failed.append("rand")
+    failed += [c["name"] for c in r["per_attack"] if worst > _per_draw(c, n, draws)]
+    return "ok" if not failed else "above " + ", ".join(failed)
+
+
+def render_adaptive(
+    entries: Sequence[tuple[str, dict[str, Any]]],
+    autoattack: Sequence[dict[str, Any]] = (),
+    *,
+    skipped: Sequence[str] = (),
+) -> list[str]:
+    """Markdown table of the worst-case adaptive results (``benchmarks.adaptive``), one row per results file.
+
+    ``entries``: ``(results file, dict)`` of format 2 (others are left out); ``autoattack``: AutoAttack results dicts,
+    searched for the ``rand`` figure of each row; ``skipped``: results files of the retired cascade, named below the
+    table.
+    """
+    entries = sorted(
+        ((ref, r) for ref, r in entries if is_worst_case(r)),
+        key=lambda e: (e[1]["dataset"], e[1]["threat_model"], e[1]["model_name"], e[0]),
+    )
+    if not entries and not skipped:
+        return []
+    lines = ["## Adaptive attacks: the per-image worst case", ""]
+    if not entries:
+        lines.append("No worst-case results yet.")
+    else:
+        attacks = list(dict.fromkeys(c["name"] for _, r in entries for c in r["per_attack"]))
+        lines += [
+            _ADAPTIVE_INTRO,
+            "",
+            "| Model | Dataset / threat | eps | Preset | n | Seed | Selection / fresh draws | Clean, per draw "
+            "| AutoAttack rand | **Worst case, per draw** | Every draw | "
+            + "".join(f"{a} | " for a in attacks)
+            + "Checks | Results file |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(attacks) + "---|---|",
+        ]
+        for ref, r in entries:
+            n, draws = r["n_examples"], r["fresh_draws"]
+            rand = _matching_rand(r, autoattack)
+            robust = r["robust"]
+            columns = {c["name"]: c for c in r["per_attack"]}
+            cells = [
+                f"{r['model_name']} (`{r['checkpoint_sha256'][:12]}`)",
+                f"{r['dataset']} / {r['threat_model']}",
+                eps_tag(r["eps"], r["threat_model"]).replace("-", "/"),
+                r["preset"]
+                + (f" + AutoAttack {', '.join(r['autoattack'])}" if r.get("autoattack") else "")
+                + (" (cascade)" if r.get("cascade") else ""),
+                str(n),
+                str(r["seed"]),
+                f"{r['selection_draws']}" + (f" + {r['final_draws']}" if r.get("final_draws") else "") + f" / {draws}",
+                f"{_fraction_floor(_per_draw(r['clean'], n, draws)):.2f}",
+                "-" if rand is None else f"{percent_floor(rand['robust_correct'], rand['n_examples']):.2f}",
+                f"**{_fraction_floor(_per_draw(robust, n, draws)):.2f}** {_interval_text(robust['per_draw_interval'])}",
+                f"{percent_floor(robust['every_draw_correct'], n):.2f} {_interval_text(robust['every_draw_interval'])}"
+                f" (all {draws})",
+                *(f"{_fraction_floor(_per_draw(columns[a], n, draws)):.2f}" if a in columns else "-" for a in attacks),
+                adaptive_checks(r, rand),
+                f"`{ref}`",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if skipped:
+        lines += [
+            "",
+            "Not shown: results of the retired adaptive cascade (results format 1, not a worst case; rerun "
+            "`python -m benchmarks.adaptive`): " + ", ".join(f"`{ref}`" for ref in skipped) + ".",
+        ]
     lines.append("")
     return lines
 
@@ -249,6 +425,13 @@ def build(
     boards: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     written: dict[str, Any] = {"model_info": [], "markdown": None, "html": []}
     base = results_dir.resolve().parents[1] if results_dir.resolve().parent.name == "benchmarks" else None
+
+    def reference(path: Path) -> str:
+        return path.resolve().relative_to(base).as_posix() if base is not None else str(path)
+
+    adaptive = [(reference(path), data) for path, data in iter_adaptive_results(results_dir)]
+    shown = {ref for ref, _ in adaptive}  # the rest are the retired cascade's files (iter_adaptive_results logs them)
+    skipped = [ref for ref in map(reference, sorted(results_dir.glob("*/*/*/adaptive/*.json"))) if ref not in shown]
     for (dataset, threat, name), entries in sorted(per_model.items()):
         best = headline([d for _, d in entries])
         if best is None:
@@ -256,8 +439,7 @@ def build(
         for path, data in entries:
             if data is not best and headline([data]) is None:
                 continue  # reduced settings or caller-provided images: never on a leaderboard
-            ref = path.resolve().relative_to(base).as_posix() if base is not None else str(path)
-            info = model_info(data, results_file=ref)
+            info = model_info(data, results_file=reference(path), adaptive=adaptive)
             if data is best:  # RobustBench's model_info holds one entry per checkpoint: the headline
                 target = model_info_dir / dataset / threat / f"{name}.json"
                 atomic_write_json(target, info)
@@ -267,14 +449,9 @@ def build(
     for stale in sorted(model_info_dir.glob("*/*/*.json")):  # generated files whose results are gone
         if stale not in written["model_info"]:
             stale.unlink()
-    from .adaptive import iter_adaptive
-
-    adaptive = [
-        (path.resolve().relative_to(base).as_posix() if base is not None else str(path), data)
-        for path, data in iter_adaptive(results_dir)
-        if result_suite(data) == "adaptive"
-    ]
-    atomic_write_text(markdown_path, "\n".join([render_markdown(boards), *render_adaptive(adaptive)]) + "\n")
+    autoattack = [data for entries in per_model.values() for _, data in entries]
+    tables = [render_markdown(boards), *render_adaptive(adaptive, autoattack, skipped=skipped)]
+    atomic_write_text(markdown_path, "\n".join(tables) + "\n")
     written["markdown"] = markdown_path
     if html:
         for dataset, threat in sorted(boards):

@@ -7,8 +7,10 @@ configuration::
     ... .log, ... .adv.safetensors (eee_zoo.evaluation.examples: every image the attacks broke, as x_adv - x)
 
 A file's ``suite`` says which family of attacks produced it (``autoattack`` here; the adaptive suite's files
-live one folder down, see ``benchmarks/adaptive.py``); files written before the field existed are read with
-:func:`eee_zoo.cards.result_suite` (``version == "adaptive"``: the adaptive suite, else AutoAttack).
+live one folder down, see ``benchmarks/adaptive.py`` and :func:`iter_adaptive_results`); files written before the
+field existed are read with :func:`eee_zoo.cards.result_suite` (``version == "adaptive"``: the adaptive suite, else
+AutoAttack). The adaptive suite's files of format 2 (:mod:`eee_zoo.adaptive.result`, :func:`is_worst_case`) hold
+the per-image worst case over every attack; its format-1 files (the retired cascade) are still read, never shown.
 
 The name carries the model, checkpoint hash, dataset, threat model, AutoAttack version, inference mode, eps,
 n and seed; everything else that shapes the result (batch size, chunking, the images' hash) is checked
@@ -28,10 +30,11 @@ leaderboard never looks.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +43,21 @@ from eee_zoo.cards import result_suite
 from eee_zoo.evaluation import SUITE, EvaluationResult
 
 __all__ = [
-    "REPO_ROOT", "RESULTS_DIR", "ResultsError", "card_results", "check_card", "check_cards", "eps_tag",
-    "examples_path", "iter_results", "load_result", "result_filename", "result_path", "result_suite",
-    "results_file_reference", "save_result", "user_results_dir",
+    "ADAPTIVE_FORMAT", "REPO_ROOT", "RESULTS_DIR", "ResultsError", "adaptive_card_results", "adaptive_figures",
+    "card_results", "check_card", "check_cards", "eps_tag", "examples_path", "interval_percent",
+    "is_worst_case", "iter_adaptive_results", "iter_results", "load_result", "percent_floor", "result_filename",
+    "result_path", "result_suite", "results_file_reference", "save_result", "user_results_dir",
 ]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _LOAD_SOURCE = "eee_zoo.data.load_dataset"
+# format_version of the adaptive suite's worst-case results files (eee_zoo.adaptive.result); 1 = the retired cascade.
+ADAPTIVE_FORMAT = 2
+_IDENTITY_FIELDS = ("model_name", "checkpoint_sha256", "dataset", "threat_model", "eps", "n_examples", "seed")
+_COUNTS_V1 = ("version", "clean_correct", "robust_correct")  # AutoAttack's files and the cascade's
 # Fields outside the file name that must agree before a file is replaced.
 _HIDDEN_IDENTITY = ("batch_size", "chunk_size", "attacks", "attack_overrides", "data_sha256")
 _COUNT_FIELDS = ("clean_correct", "robust_correct", "outcomes")
@@ -160,11 +170,18 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except (OSError, ValueError) as e:
         raise ResultsError(f"{path}: not a readable JSON results file ({e})") from e
-    required = ("model_name", "checkpoint_sha256", "dataset", "threat_model", "version", "eps", "n_examples", "seed")
-    missing = [k for k in (*required, "clean_correct", "robust_correct") if k not in data]
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: not a results file (a JSON {type(data).__name__})")
+    counts = ("preset", "fresh_draws", "clean", "robust") if is_worst_case(data) else _COUNTS_V1
+    missing = [k for k in (*_IDENTITY_FIELDS, *counts) if k not in data]
     if missing:
         raise ResultsError(f"{path}: not a results file (missing {missing})")
     return data
+
+
+def is_worst_case(data: dict[str, Any]) -> bool:
+    """Whether a results-file dict is the adaptive suite's worst case (format 2), not AutoAttack's or the cascade's."""
+    return result_suite(data) == "adaptive" and int(data.get("format_version") or 1) >= ADAPTIVE_FORMAT
 
 
 def examples_path(results_path: str | os.PathLike) -> Path:
@@ -181,6 +198,20 @@ def iter_results(
         data = load_result(path)
         if suite is None or result_suite(data) == suite:
             yield path, data
+
+
+def iter_adaptive_results(results_dir: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The adaptive suite's results files (``<name>/adaptive/*.json``, sorted by path) of format 2 with their data.
+
+    Files of the retired cascade (format 1) are skipped with a logged note: their figure was not a worst case.
+    """
+    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    for path in sorted(root.glob("*/*/*/adaptive/*.json")):
+        data = load_result(path)
+        if is_worst_case(data):
+            yield path, data
+        else:
+            log.info("%s: adaptive results format 1 (the retired cascade), not shown; rerun benchmarks.adaptive", path)
 
 
 # ============================================================================================ cards
@@ -213,23 +244,47 @@ def card_results(result: dict[str, Any] | EvaluationResult, results_file: str) -
     ]  # fmt: skip
 
 
-def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dict[str, Any]]:
-    """The card entry of an adaptive-attack result: its robust accuracy on every judging draw.
+def adaptive_figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The two card figures of a worst-case result (format 2), by card ``version``: each its count and denominator.
 
-    The clean accuracy of that definition (right on every draw) is left out of the card, where it would stand
-    beside the usual single-draw clean accuracy without its context; the leaderboard shows both.
+    ``<preset>/per-draw``: robust accuracy per draw, the headline, counted in image-draws (``n_examples`` = images
+    x fresh draws, ``correct`` = the fresh hits of every image's kept proposal), so ``100 * correct / n_examples``
+    is the per-draw figure exactly. ``<preset>/every-draw-<F>``: images right on all F fresh draws.
     """
-    adaptive = result["suite"] == "adaptive" if result.get("suite") is not None else result.get("kind") == "adaptive"
-    if not adaptive:  # files without a suite: as before, the adaptive results' own "kind"
-        raise ResultsError("not an adaptive-attack result (benchmarks.adaptive)")
+    if not is_worst_case(result):
+        raise ResultsError(
+            "not a worst-case adaptive result (format 2, eee_zoo.adaptive); files of the retired cascade (format 1) "
+            "no longer go into cards: rerun python -m benchmarks.adaptive"
+        )
+    n, draws, robust = result["n_examples"], result["fresh_draws"], result["robust"]
+    preset = result["preset"]
+    return {
+        f"{preset}/per-draw": {
+            "correct": int(sum(robust["fresh_hits"])), "n_examples": n * draws, "images": n, "fresh_draws": draws,
+        },
+        f"{preset}/every-draw-{draws}": {
+            "correct": int(robust["every_draw_correct"]), "n_examples": n, "images": n, "fresh_draws": draws,
+        },
+    }  # fmt: skip
+
+
+def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dict[str, Any]]:
+    """The card entries of a worst-case adaptive result: robust accuracy per draw (the headline) and on every draw.
+
+    Both are :func:`adaptive_figures`, floored to 0.01 %, with ``suite: adaptive`` and ``stochastic: True`` (the
+    deployed model judged them); ``images`` and ``fresh_draws`` ride along so the card can say what was counted.
+    The clean accuracy of the same run is left out of the card, where it would stand beside the usual single-draw
+    clean accuracy without its context; the leaderboard shows it.
+    """
     if (result.get("data") or {}).get("source") != _LOAD_SOURCE:
         raise ResultsError("a result on caller-provided images cannot go into a model card")
-    n = result["n_examples"]
+    if result.get("autoattack_overrides"):
+        raise ResultsError("a result with reduced AutoAttack settings cannot go into a model card")
+    common = {"norm": result["threat_model"], "eps": result["eps"], "seed": result["seed"], "stochastic": True}
     return [
-        {"metric": "robust_accuracy", "value": percent_floor(result["robust_correct"], n),
-         "correct": result["robust_correct"], "version": "adaptive", "n_examples": n, "norm": result["threat_model"],
-         "eps": result["eps"], "seed": result["seed"], "stochastic": True, "eval_draws": result["eval_draws"],
-         "suite": "adaptive", "results_file": results_file},
+        {"metric": "robust_accuracy", "value": percent_floor(f["correct"], f["n_examples"]), "version": version,
+         **f, **common, "suite": "adaptive", "results_file": results_file}
+        for version, f in adaptive_figures(result).items()
     ]  # fmt: skip
 
 
@@ -238,10 +293,12 @@ def percent_floor(correct: int, n: int) -> float:
     return (10000 * correct // n) / 100
 
 
-def interval_percent(interval: tuple[float, float]) -> list[float]:
-    """A fractional interval in percent to two decimals, widened outwards (never narrowed by rounding)."""
-    lo, hi = interval
-    return [math.floor(lo * 10000) / 100, math.ceil(hi * 10000) / 100]
+def interval_percent(interval: Sequence[float]) -> list[float]:
+    """A fractional interval in percent to two decimals, widened outwards: lower end floored, upper end ceiled
+    (0.12349 -> 12.34, 0.369612 -> 36.97), so rounding never narrows it. Float dust (0.1234 stored as
+    0.12339999...) is dropped first, so an exact two-decimal end stays as it is."""
+    lo, hi = (round(float(x) * 10000, 6) for x in interval)
+    return [math.floor(lo) / 100, math.ceil(hi) / 100]
 
 
 def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:
@@ -290,12 +347,19 @@ def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = No
 
 def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
     out = []
+    worst_case = is_worst_case(data)
+    figure: dict[str, Any] | None = None
+    if worst_case:  # a card figure is one of the file's two (adaptive_figures), counted in its own denominator
+        figures = adaptive_figures(data)
+        figure = figures.get(r["version"]) if r["metric"] == "robust_accuracy" else None
+        if figure is None:
+            return [f"{r['metric']} {r['version']!r} is none of this adaptive results file's figures {sorted(figures)}"]
     expect = {
         "model_name": card.name,
         "checkpoint_sha256": card.sha256,
         "dataset": card.dataset,
         "threat_model": r["norm"],
-        "n_examples": r["n_examples"],
+        "n_examples": r["n_examples"] if figure is None else r.get("images"),
         "seed": r["seed"],
     }
     for key, value in expect.items():
@@ -307,19 +371,26 @@ def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
         out.append(f"eps is {r['eps']!r} in the card but {data['eps']!r} in the results file")
     if r.get("stochastic") is not None and bool(r["stochastic"]) != bool(data.get("stochastic")):
         out.append(f"stochastic is {r['stochastic']!r} in the card but {data.get('stochastic')!r} in the results file")
-    if r["metric"] == "robust_accuracy":
-        correct = data["robust_correct"]
+    if figure is not None:
+        correct, n = figure["correct"], figure["n_examples"]
+        if r["n_examples"] != n or r.get("fresh_draws") != figure["fresh_draws"]:
+            out.append(
+                f"{r['n_examples']} examples ({r.get('fresh_draws')} fresh draws) in the card but {n} "
+                f"({figure['fresh_draws']} fresh draws) in the results file"
+            )
+    elif r["metric"] == "robust_accuracy":
+        correct, n = data["robust_correct"], data["n_examples"]
         if data.get("version") != r["version"]:
             out.append(f"version is {r['version']!r} in the card but {data.get('version')!r} in the results file")
-        if result_suite(data) != result_suite(r):
-            out.append(f"suite is {result_suite(r)!r} in the card but {result_suite(data)!r} in the results file")
     else:
-        correct = data["clean_correct"]
+        correct, n = data["clean_correct"], data["n_examples"]
+    if r["metric"] == "robust_accuracy" and result_suite(data) != result_suite(r):
+        out.append(f"suite is {result_suite(r)!r} in the card but {result_suite(data)!r} in the results file")
     if r["correct"] != correct:
         out.append(f"{r['correct']} correct in the card but {correct} in the results file")
-    if abs(r["value"] - 100.0 * correct / data["n_examples"]) > 0.005 + 1e-9:
-        out.append(f"value {r['value']} is not {correct}/{data['n_examples']} from the results file")
-    if data.get("attack_overrides"):
+    if abs(r["value"] - 100.0 * correct / n) > 0.005 + 1e-9:
+        out.append(f"value {r['value']} is not {correct}/{n} from the results file")
+    if data.get("attack_overrides") or data.get("autoattack_overrides"):
         out.append("the results file used reduced attack settings")
     if (data.get("data") or {}).get("source") != _LOAD_SOURCE:
         out.append("the results file was computed on caller-provided images")

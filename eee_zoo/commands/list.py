@@ -74,8 +74,9 @@ def _deployed_clean(card: Any) -> dict[str, Any] | None:
 
 def _figure(result: dict[str, Any]) -> dict[str, Any]:
     out = {"value": result["value"], "n_examples": result["n_examples"], "stochastic": result.get("stochastic")}
-    if result.get("eval_draws"):
-        out["eval_draws"] = result["eval_draws"]
+    for key in ("eval_draws", "images", "fresh_draws"):  # the adaptive suite's: what its n counts
+        if result.get(key):
+            out[key] = result[key]
     return out
 
 
@@ -83,7 +84,11 @@ def _cell(value: Any) -> str:
     if value is None or value == {}:
         return "-"
     if isinstance(value, dict) and "value" in value:
-        label = [f"n={value['n_examples']}"]
+        images, draws = value.get("images"), value.get("fresh_draws")
+        if images and draws and value["n_examples"] == images * draws:  # the adaptive suite's per-draw figure
+            label = [f"n={images} x {draws} draws"]
+        else:
+            label = [f"n={value['n_examples']}"]
         mode = value.get("stochastic")
         if mode is not None:
             label.append("stochastic" if mode else "deterministic")

@@ -1,0 +1,237 @@
+"""The adaptive suite's worst case (results format 2) in cards, the leaderboard, ``model_info`` and ``eee-zoo list``.
+
+Results dicts are built here in the shape of ``eee_zoo.adaptive.AdaptiveResult.to_dict()`` (columns from
+``Column.from_hits``), beside a committed AutoAttack ``rand`` results file of the same checkpoint, n and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.leaderboard import build, model_info
+from benchmarks.results import (
+    ResultsError,
+    adaptive_card_results,
+    check_card,
+    interval_percent,
+    iter_adaptive_results,
+    results_file_reference,
+)
+from eee_zoo.adaptive.result import Column
+from eee_zoo.cards import best_known_result, load_card, results_table, set_results, validate_result, write_card
+from eee_zoo.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "Airbench_CPU_CrossMax"
+RAND = REPO / "benchmarks/results/cifar10/Linf" / NAME / "rand_sto_eps8-255_n100_seed0_4c839c7c3a29.json"
+RESULT_AA = dict(
+    metric="robust_accuracy", n_examples=100, norm="Linf", eps=8 / 255, seed=0, results_file="x.json",
+    suite="autoattack",
+)  # fmt: skip
+
+
+def worst_case(
+    robust: list[int],
+    per_attack: dict[str, list[int]],
+    *,
+    fresh_draws: int,
+    clean: list[int] | None = None,
+    preset: str = "zoo",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A format-2 results dict of NAME at the committed rand file's n, seed and eps; hits are per-image fresh hits."""
+    aa = json.loads(RAND.read_text())
+    n = len(robust)
+
+    def column(name: str, hits: list[int]) -> dict[str, Any]:
+        selection = [min(h, 2) for h in hits]
+        return dataclasses.asdict(Column.from_hits(name, selection, hits, fresh_draws, proposals=3))
+
+    return {
+        "model_name": NAME, "checkpoint_sha256": aa["checkpoint_sha256"], "dataset": "cifar10",
+        "threat_model": "Linf", "eps": aa["eps"], "n_examples": n, "seed": 0, "batch_size": 250, "preset": preset,
+        "attacks": [{"name": a, "description": a} for a in per_attack], "autoattack": ["rand", "standard-det"],
+        "autoattack_overrides": {}, "selection_draws": 2, "fresh_draws": fresh_draws, "cascade": False,
+        "clean": column("clean", clean or [fresh_draws] * n), "robust": column("worst case", robust),
+        "per_attack": [column(a, h) for a, h in per_attack.items()], "chosen": ["clean"] * n,
+        "data": {"source": "eee_zoo.data.load_dataset", "dataset": "cifar10", "split": "test"}, "versions": {},
+        "device": "cpu", "wall_time_s": 1.0, "created": "2026-11-30T00:00:00+00:00", "confidence": 0.95,
+        "format_version": 2, "suite": "adaptive", "kind": "adaptive", "stochastic": True, **extra,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A checkout-shaped folder: the committed rand n=100 file and an empty card of the same checkpoint."""
+    results = tmp_path / "benchmarks" / "results" / "cifar10" / "Linf" / NAME
+    results.mkdir(parents=True)
+    shutil.copy(RAND, results / RAND.name)
+    card = load_card(REPO / "model_cards" / "cifar10" / "Linf" / NAME)
+    path = tmp_path / "model_cards" / "cifar10" / "Linf" / NAME / "README.md"
+    path.parent.mkdir(parents=True)
+    write_card(dataclasses.replace(card, results=[], card_path=path))
+    return tmp_path
+
+
+def save(root: Path, result: dict[str, Any], stem: str = "zoo_eps8-255_n100_seed0") -> str:
+    path = root / "benchmarks" / "results" / "cifar10" / "Linf" / NAME / "adaptive" / f"{stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return results_file_reference(path, root / "benchmarks" / "results")
+
+
+# ============================================================================================ cards
+def test_card_results_count_image_draws_and_validate() -> None:
+    # 3 images x 3 fresh draws: 5 of 9 image-draws right = 55.555...% (floored, not rounded), 1 image right on all 3.
+    result = worst_case([3, 2, 0], {"apgd-ce-det": [3, 3, 0]}, fresh_draws=3)
+    per_draw, every_draw = adaptive_card_results(result, "benchmarks/results/x.json")
+    assert (per_draw["version"], per_draw["correct"], per_draw["n_examples"]) == ("zoo/per-draw", 5, 9)
+    assert (per_draw["images"], per_draw["fresh_draws"], per_draw["value"]) == (3, 3, 55.55)
+    assert per_draw["value"] == pytest.approx(100 * result["robust"]["per_draw"], abs=0.01)
+    assert (every_draw["version"], every_draw["correct"], every_draw["n_examples"]) == ("zoo/every-draw-3", 1, 3)
+    assert every_draw["value"] == 33.33
+    for r in (per_draw, every_draw):
+        assert (r["metric"], r["suite"], r["stochastic"]) == ("robust_accuracy", "adaptive", True)
+        assert validate_result(r, threat_model="Linf")["value"] == r["value"]  # the card contract holds exactly
+    table = results_table([validate_result(per_draw), validate_result(every_draw)])
+    assert "worst case over adaptive attacks, per draw (3 images x 3 draws)" in table
+    assert "worst case over adaptive attacks, right on all 3 draws" in table
+
+    old = {**result, "format_version": 1}  # the retired cascade's files do not go into cards
+    with pytest.raises(ResultsError, match="format 1"):
+        adaptive_card_results(old, "benchmarks/results/x.json")
+    with pytest.raises(ResultsError, match="caller-provided"):
+        adaptive_card_results({**result, "data": {"source": "tensors"}}, "benchmarks/results/x.json")
+
+
+def test_card_figures_are_backed_by_the_results_file_and_replace_the_retired_cascade(checkout: Path) -> None:
+    card_path = checkout / "model_cards" / "cifar10" / "Linf" / NAME / "README.md"
+    hits = [4] * 10 + [0] * 80 + [1] * 10  # 50 of 400 image-draws: 12.50 % per draw; 10 images right on all 4
+    result = worst_case(hits, {"apgd-ce-det": [4] * 20 + [0] * 80}, fresh_draws=4)
+    ref = save(checkout, result)
+    retired = dict(
+        metric="robust_accuracy", value=1.0, correct=1, n_examples=100, version="adaptive", norm="Linf",
+        eps=result["eps"], seed=0, stochastic=True, suite="adaptive", eval_draws=10, results_file="gone.json",
+    )  # fmt: skip
+    set_results(card_path, [retired])
+    entries = adaptive_card_results(result, ref)
+    set_results(card_path, entries)
+    card = load_card(card_path)
+    assert [r["version"] for r in card.results] == ["zoo/per-draw", "zoo/every-draw-4"]  # the cascade is gone
+    assert check_card(card_path, checkout) == []
+    text = card_path.read_text()
+    assert (
+        "Best-known robust accuracy of the deployed model at Linf eps = 8/255 (RobustBench's `external`): **12.50 %**"
+        in text
+    )
+    limitations = text[text.index("## Limitations") :]  # names the new suite, not the retired cascade's attacks
+    assert "*selection* draws" in limitations and "*fresh* draws" in limitations
+    assert "each single predictor" in limitations and "transfer from the deterministic mode" not in limitations
+
+    set_results(card_path, [dict(entries[0], correct=51, value=12.75)])  # a count the file does not hold
+    assert any("51 correct in the card but 50" in p for p in check_card(card_path, checkout))
+    set_results(card_path, [dict(entries[1], version="zoo/every-draw-5", fresh_draws=5)])
+    assert any("none of this adaptive results file's figures" in p for p in check_card(card_path, checkout))
+
+
+def test_best_known_is_the_lowest_figure_on_the_deployed_model() -> None:
+    rand = validate_result(dict(RESULT_AA, version="rand", correct=25, value=25.0, stochastic=True))
+    det = validate_result(dict(RESULT_AA, version="standard", correct=2, value=2.0, stochastic=False))
+    per_draw, every_draw = (
+        validate_result(r) for r in adaptive_card_results(worst_case([1] * 100, {}, fresh_draws=5), "x.json")
+    )
+    assert best_known_result([rand, det], stochastic_inference=True) is rand  # another inference mode
+    assert per_draw["value"] == 20.0 and every_draw["value"] == 0.0
+    assert best_known_result([rand, det, per_draw, every_draw], stochastic_inference=True) is per_draw
+
+
+# ============================================================================================ leaderboard
+def _build(root: Path) -> tuple[str, dict[str, Any]]:
+    written = build(
+        root / "benchmarks" / "results", model_info_dir=root / "mi", markdown_path=root / "LB.md", html=False
+    )
+    (info,) = written["model_info"]
+    return (root / "LB.md").read_text(), json.loads(info.read_text())
+
+
+def _adaptive_row(markdown: str) -> str:
+    (row,) = [line for line in markdown.splitlines() if line.startswith(f"| {NAME} ")]
+    return row
+
+
+def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout: Path) -> None:
+    hits = [4] * 10 + [0] * 80 + [1] * 10  # 12.50 % per draw, below rand's 25.00 % and below each attack
+    attacks = {"apgd-ce-det": [4] * 20 + [0] * 80, "autoattack-rand": [4] * 30 + [0] * 70}
+    ref = save(checkout, worst_case(hits, attacks, fresh_draws=4))
+    save(checkout, worst_case([2] * 100, {"pgd-mean-eot": [2] * 100}, fresh_draws=4, preset="quick"), "quick")
+    markdown, info = _build(checkout)
+    assert "Checks" in markdown and "selection* draws" in markdown and "`ok`" in markdown  # the columns explained
+    header = next(line for line in markdown.splitlines() if line.startswith("| Model | Dataset / threat"))
+    names = [c.strip() for c in header.split("|")[1:-1]]
+    assert {"apgd-ce-det", "autoattack-rand", "pgd-mean-eot"} < set(names)  # the union of the rows' attacks
+    row = next(line for line in markdown.splitlines() if ref in line)
+    cells = dict(zip(names, (c.strip() for c in row.split("|")[1:-1])))
+    assert (cells["Clean, per draw"], cells["AutoAttack rand"]) == ("100.00", "25.00")
+    assert cells["**Worst case, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
+    assert cells["Every draw"].startswith("10.00 [") and cells["Every draw"].endswith("(all 4)")
+    assert (cells["apgd-ce-det"], cells["autoattack-rand"], cells["pgd-mean-eot"]) == ("20.00", "30.00", "-")
+    assert cells["Checks"] == "ok" and cells["n"] == "100" and cells["Seed"] == "0"
+
+    # model_info: external is the lowest figure, and its footnote says where it comes from.
+    assert (info["autoattack_acc"], info["external"]) == (25.0, 12.5)
+    assert info["eee_zoo"]["external"]["results_file"] == ref
+    assert (
+        "12.50%, worst case over the adaptive suite's 'zoo' attacks, per draw, first 100 test images x 4 "
+        in (info["footnote"])
+    )
+    assert "seed 0, 95% interval 6.73-20.62%" in info["footnote"] and ref in info["footnote"]
+
+
+def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) -> None:
+    hits = [4] * 30 + [0] * 70  # 30.00 % per draw: above rand's 25.00 % and above apgd-ce-det's 20.00 %
+    save(checkout, worst_case(hits, {"apgd-ce-det": [4] * 20 + [0] * 80, "apgd-dlr": hits}, fresh_draws=4))
+    markdown, info = _build(checkout)
+    assert "| above rand, apgd-ce-det | `benchmarks/results/" in _adaptive_row(markdown)
+    assert (info["autoattack_acc"], info["external"]) == (25.0, 25.0)  # rand is still the best known
+    assert "none of the 1 adaptive worst-case evaluations of this checkpoint found less" in info["footnote"]
+
+
+def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:
+    old = REPO / "benchmarks/results/cifar10/Linf" / NAME / "adaptive/adaptive_eps8-255_n500_seed0_4c839c7c3a29.json"
+    target = checkout / "benchmarks/results/cifar10/Linf" / NAME / "adaptive" / old.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(old, target)
+    assert list(iter_adaptive_results(checkout / "benchmarks" / "results")) == []
+    markdown, info = _build(checkout)
+    assert "No worst-case results yet." in markdown and f"/adaptive/{old.name}`" in markdown
+    assert info["external"] == info["autoattack_acc"] == 25.0
+    assert "no adaptive worst-case evaluation of this checkpoint at this eps yet" in info["footnote"]
+
+
+def test_intervals_are_widened_outwards() -> None:
+    assert interval_percent((0.12349, 0.369612)) == [12.34, 36.97]  # rounding would give 12.35 and 36.96
+    assert interval_percent((0.1234, 0.37)) == [12.34, 37.0]  # exact ends stay (no float dust)
+    aa = json.loads(RAND.read_text())
+    info = model_info({**aa, "clean_interval": [0.12349, 0.369612], "robust_interval": [0.0, 0.369612]})
+    assert "clean 12.34-36.97%, robust 0.00-36.97%" in info["footnote"]
+    assert info["eee_zoo"]["clean_interval"] == [12.34, 36.97]
+
+
+# ============================================================================================ eee-zoo list
+def test_list_names_images_and_draws_of_the_per_draw_figure(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    card_path = checkout / "model_cards" / "cifar10" / "Linf" / NAME / "README.md"
+    result = worst_case([4] * 10 + [0] * 90, {}, fresh_draws=4)
+    set_results(card_path, adaptive_card_results(result, save(checkout, result)))
+    assert cli_main(["list", "--cards-dir", str(checkout / "model_cards"), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["robust"]["zoo/per-draw"] == {
+        "value": 10.0, "n_examples": 400, "stochastic": True, "images": 100, "fresh_draws": 4,
+    }  # fmt: skip
+    assert cli_main(["list", "--cards-dir", str(checkout / "model_cards")]) == 0
+    assert "zoo/per-draw 10.00 (n=100 x 4 draws, stochastic)" in capsys.readouterr().out
