@@ -251,14 +251,14 @@ def _run_batch(
             x_adv = project(x[idx], x_adv, eps, norm)  # AutoAttack keeps to the ball up to rounding: make it exact
             lowered = worst.offer(column, "examples", x_adv, idx)
             logger.info("%s: %s lowered %d images", where, column, lowered)
-        worst.per_attack.setdefault(column, worst._clean_tally())
+        worst.add_column(column)
         seconds[column], proposals[column] = time.perf_counter() - t0, 1
         bar.update(1)
 
     for attack in attacks:
         t0 = time.perf_counter()
         idx = targets()
-        worst.per_attack.setdefault(attack.name, worst._clean_tally())
+        worst.add_column(attack.name)
         runs = attack.runs_per_image(model.num_predictors)
         meter = _AttackMeter(bar, attack, where, worst, batch_no)
         count = 0

@@ -103,6 +103,11 @@ class WorstCase:
     def _clean_tally(self) -> Tally:
         return Tally(self.x.clone(), self.clean_hits.clone(), self.clean_p_true.clone(), [CLEAN] * len(self.x))
 
+    def add_column(self, attack: str) -> Tally:
+        """The column of ``attack`` (created holding the clean images), so an attack that proposes nothing still
+        has its column."""
+        return self.per_attack.setdefault(attack, self._clean_tally())
+
     def still_correct(self) -> torch.Tensor:
         """``[B]`` bool: images the deployed model still gets right on at least one selection draw."""
         return self.overall.selection_hits > 0
@@ -120,7 +125,7 @@ class WorstCase:
         hits, p_true = judge(self.model, full, self.y, self.selection_draws, self.selection_seed)
         mask = torch.zeros(len(self.x), dtype=torch.bool, device=self.x.device)
         mask[index] = True
-        tally = self.per_attack.setdefault(attack, self._clean_tally())
+        tally = self.add_column(attack)
         _keep_lower(tally, full, hits, p_true, mask, f"{attack}/{proposal}")
         return _keep_lower(self.overall, full, hits, p_true, mask, f"{attack}/{proposal}")
 
