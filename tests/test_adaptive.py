@@ -8,6 +8,7 @@ so attacks run a few iterations on the tiny trained self-ensemble and on a hand-
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -276,3 +277,18 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path: Path) -> Non
                              text=True, check=True).stdout  # fmt: skip
     assert resumed == whole
     assert len(list((tmp_path / "b").glob("*/batch*.examples.safetensors"))) == 4  # kept examples, per batch
+
+
+def test_a_longer_run_reuses_the_batches_of_a_shorter_one(model: SelfEnsemble, data, tmp_path: Path) -> None:
+    kw = {"inputs": data, "eps": EPS, "attacks": FAST, "autoattack": (), "progress": False, "state_dir": tmp_path}
+    short = adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+    files = sorted(tmp_path.glob("*/batch*.json"))
+    assert len(files) == 2
+    stamps = [f.stat().st_mtime_ns for f in files]
+    long = adaptive_evaluate(model, 16, **kw, **{**DRAWS, "batch_size": 4})
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # the first two batches were read, not recomputed
+    assert long.robust.fresh_hits[:8] == short.robust.fresh_hits and long.chosen[:8] == short.chosen
+    record = json.loads(files[0].read_text())
+    files[0].write_text(json.dumps({**record, "images_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="another batch of images"):
+        adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})

@@ -17,9 +17,12 @@ from ..evaluation.autoattack import attack_list, build_autoattack
 from ..evaluation.progress import apgd_iterations
 from .surrogates import stochastic_mode
 
-__all__ = ["autoattack_examples"]
+__all__ = ["APGD_ITERATIONS", "autoattack_examples"]
 
 _MODES = {"rand": ("rand", True), "standard-det": ("standard", False)}
+# APGD iterations each version runs per image at most (progress only): rand APGD-CE + APGD-DLR; standard APGD-CE +
+# APGD-T over 9 target classes (its FAB-T and Square are not followed).
+APGD_ITERATIONS = {"rand": 2 * 100, "standard-det": 100 + 9 * 100}
 
 
 def autoattack_examples(

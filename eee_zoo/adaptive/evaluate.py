@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from ..evaluation.inputs import (
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, preserve_model_seeds
 from .attacks import Attack
-from .autoattack_proposals import autoattack_examples
+from .autoattack_proposals import APGD_ITERATIONS, autoattack_examples
 from .presets import AUTOATTACK_PROPOSALS, PRESETS
 from .result import AdaptiveResult, Column
 from .worst_case import WorstCase
@@ -144,7 +144,7 @@ def adaptive_evaluate(
 
     overrides = check_overrides(autoattack_overrides)
     config = {
-        "format": STATE_FORMAT, "model": sha, "data": data["sha256"], "dataset": dataset, "threat_model": threat_model,
+        "format": STATE_FORMAT, "model": sha, "dataset": dataset, "threat_model": threat_model,
         "eps": float(eps), "seed": seed, "batch_size": batch_size, "attacks": [a.__dict__ for a in attacks],
         "autoattack": autoattack, "selection_draws": selection_draws, "fresh_draws": fresh_draws, "cascade": cascade,
         "final_draws": final_draws,
@@ -155,18 +155,23 @@ def adaptive_evaluate(
     columns = ["clean", "robust", *autoattack_names(autoattack), *names]
     batches: list[dict[str, Any]] = []
     starts = list(range(0, n_examples, batch_size))
-    total = len(starts) * (len(autoattack) + sum(a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks))
+    work = sum(APGD_ITERATIONS[v] for v in autoattack) + sum(
+        a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks
+    )
+    total = len(starts) * work  # APGD/PGD iterations (AutoAttack's FAB and Square are not counted)
     with RUN_LOCK, preserve_model_seeds(model), Progress("adaptive", total, output=progress, unit="it") as bar:
         was_stochastic = bool(model.stochastic)
         try:
             for b, start in enumerate(starts):
-                stored = state.load(start)
+                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                stored = state.load(start, _images_sha256(xb, yb))
                 if stored is not None:
                     logger.info("images %d-%d: resumed from %s", start, start + len(stored["chosen"]) - 1, state.root)
                     batches.append(stored)
                     bar.update(done=(b + 1) * total // len(starts))
                     continue
-                xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+                images = _images_sha256(xb, yb)
+                xb, yb = xb.to(device), yb.to(device)
                 batch = _run_batch(
                     model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=derive_seed(seed, start),
                     selection_draws=selection_draws, fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
@@ -174,7 +179,7 @@ def adaptive_evaluate(
                     bar=bar, batch_no=b + 1,
                     where=f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})",
                 )  # fmt: skip
-                state.save(start, batch)
+                state.save(start, batch, images)
                 batches.append(batch)
             bar.update(done=total)
         finally:
@@ -241,26 +246,27 @@ def _run_batch(
 
     for version, column in zip(autoattack, autoattack_names(autoattack)):
         t0 = time.perf_counter()
+        meter = _Meter(bar, f"AutoAttack {version}", 100, where, worst, batch_no)
         bar.update(text=f"{where}: AutoAttack {version}, worst case so far {_share(worst)}")
         idx = targets()
         if len(idx):
             x_adv = autoattack_examples(
                 model, x[idx], y[idx], version, eps=eps, norm=norm, seed=derive_seed(seed, column) % (2**31),
-                overrides=overrides, on_iteration=_follow(bar, f"{where}: AutoAttack {version}, APGD iteration"),
+                overrides=overrides, on_iteration=meter.iteration,
             )  # fmt: skip
             x_adv = project(x[idx], x_adv, eps, norm)  # AutoAttack keeps to the ball up to rounding: make it exact
             lowered = worst.offer(column, "examples", x_adv, idx)
             logger.info("%s: %s lowered %d images", where, column, lowered)
         worst.add_column(column)
         seconds[column], proposals[column] = time.perf_counter() - t0, 1
-        bar.update(1)
+        bar.update(done=meter.first + APGD_ITERATIONS[version])
 
     for attack in attacks:
         t0 = time.perf_counter()
         idx = targets()
         worst.add_column(attack.name)
         runs = attack.runs_per_image(model.num_predictors)
-        meter = _AttackMeter(bar, attack, where, worst, batch_no)
+        meter = _Meter(bar, attack.name, attack.n_iter, where, worst, batch_no)
         count = 0
         if len(idx):
             seed_k = derive_seed(seed, attack.name) % (2**31)
@@ -290,25 +296,28 @@ def _run_batch(
     return {"columns": cols, "chosen": list(worst.overall.source), "examples": examples}
 
 
-def _follow(bar: Progress, text: str) -> Callable[[int], None]:
-    return lambda i: bar.update(text=f"{text} {i}")
-
-
-class _AttackMeter:
+class _Meter:
     """Moves the bar with an attack's iterations; a run's iteration count restarting means the next run began."""
 
-    def __init__(self, bar: Progress, attack: Attack, where: str, worst: WorstCase, batch_no: int) -> None:
-        self.bar, self.attack, self.where, self.worst, self.batch_no = bar, attack, where, worst, batch_no
+    def __init__(self, bar: Progress, name: str, n_iter: int, where: str, worst: WorstCase, batch_no: int) -> None:
+        self.bar, self.name, self.n_iter, self.where, self.worst, self.batch_no = (
+            bar,
+            name,
+            n_iter,
+            where,
+            worst,
+            batch_no,
+        )
         self.first, self.offset, self.last = bar.done, 0, 0
 
     def iteration(self, i: int) -> None:
         if i < self.last:
-            self.offset += self.attack.n_iter
+            self.offset += self.n_iter
         self.last = i
-        text = f"{self.where}: {self.attack.name} iteration {i}/{self.attack.n_iter}, worst case so far"
+        text = f"{self.where}: {self.name} iteration {i}/{self.n_iter}, worst case so far"
         self.bar.update(
             done=self.first + self.offset + i, text=f"{text} {_share(self.worst)}",
-            batch=self.batch_no, attack=self.attack.name, iteration=i,
+            batch=self.batch_no, attack=self.name, iteration=i,
         )  # fmt: skip
 
 
@@ -317,20 +326,35 @@ def _share(worst: WorstCase) -> str:
     return f"{float(hits.sum()) / (len(hits) * worst.selection_draws):.2%} per selection draw"
 
 
+def _images_sha256(x: torch.Tensor, y: torch.Tensor) -> str:
+    digest = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().numpy().astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
 class _BatchStore:
-    """Finished batches on disk (one JSON file each, written atomically), keyed by the whole configuration."""
+    """Finished batches on disk (one JSON file each, written atomically), keyed by the whole configuration.
+
+    The key leaves out ``n_examples``: batch ``k`` holds images ``k*B .. (k+1)*B - 1`` whatever n is, with its
+    own seeds, so the first 100 images of a 500-image run are a 100-image run. Each file records the sha256 of its
+    images, and a file whose images differ is refused.
+    """
 
     def __init__(self, state_dir: str | Path | None, config: dict[str, Any], *, fresh: bool = False) -> None:
         key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.root = None if state_dir is None else Path(state_dir) / f"adaptive_{key}"
         self.config, self.fresh = config, fresh
 
-    def load(self, start: int) -> dict[str, Any] | None:
-        if self.root is None or self.fresh or not (self.root / f"batch{start:06d}.json").is_file():
+    def load(self, start: int, images: str) -> dict[str, Any] | None:
+        path = None if self.root is None else self.root / f"batch{start:06d}.json"
+        if path is None or self.fresh or not path.is_file():
             return None
-        return json.loads((self.root / f"batch{start:06d}.json").read_text())["batch"]
+        stored = json.loads(path.read_text())
+        if stored.get("images_sha256") != images:
+            raise ValueError(f"{path} holds another batch of images than images {start}-...; remove it or pass fresh")
+        return stored["batch"]
 
-    def save(self, start: int, batch: dict[str, Any]) -> None:
+    def save(self, start: int, batch: dict[str, Any], images: str) -> None:
         """The batch's counts (JSON) and its kept examples (safetensors: each attack's and the overall worst case,
         to look at or to select again without attacking again); examples first, so a JSON means both exist."""
         examples = batch.pop("examples")
@@ -338,4 +362,5 @@ class _BatchStore:
             return
         tensors = {k: v.detach().cpu().contiguous() for k, v in examples.items()}
         atomic_write_bytes(self.root / f"batch{start:06d}.examples.safetensors", safetensors.torch.save(tensors))
-        atomic_write_json(self.root / f"batch{start:06d}.json", {"config": self.config, "batch": batch})
+        record = {"config": self.config, "images_sha256": images, "batch": batch}
+        atomic_write_json(self.root / f"batch{start:06d}.json", record)
