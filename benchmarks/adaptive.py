@@ -26,7 +26,7 @@ from eee_zoo.adaptive import AUTOATTACK_PROPOSALS, DEFAULT_BATCH_SIZE, DEFAULT_D
 from eee_zoo.commands.adaptive import add_attack_arguments, attack_kwargs
 
 from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, results_file_reference
-from .run import parse_eps, selected_checkpoints
+from .run import parse_eps, save_examples, selected_checkpoints
 
 __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
 
@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = save_adaptive(result, args.results_dir)
         print(result.summary())
         print(f"-> {path}")
+        if result.x_adv is not None:  # each image's kept proposal, to look at or to attack from
+            print(f"-> {save_examples(result, path, args.data_dir)}")
         if args.write_card:
             from eee_zoo.cards import set_results
 

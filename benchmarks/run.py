@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eee_zoo.adaptive import AdaptiveResult
 from eee_zoo.commands import nonnegative_int, positive_int
 from eee_zoo.evaluation import (
     DEFAULT_BATCH_SIZE,
@@ -132,7 +133,9 @@ def run_one(
     return result, path
 
 
-def save_examples(result: EvaluationResult, results_path: Path, data_dir: str | os.PathLike | None = None) -> Path:
+def save_examples(
+    result: EvaluationResult | AdaptiveResult, results_path: Path, data_dir: str | os.PathLike | None = None
+) -> Path:
     """Write ``result.x_adv`` beside its results file (:func:`benchmarks.results.examples_path`).
 
     The clean images are loaded again (the same first n test images; their hash must be the result's).

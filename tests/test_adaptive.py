@@ -253,7 +253,7 @@ _RESUME_SCRIPT = textwrap.dedent(
     attacks = (Attack("pgd-mean-eot", surrogate="mean", draws=2, optimiser="pgd", n_iter=int(sys.argv[2])),)
     r = adaptive_evaluate(model, 16, inputs=load_cifar10(n_examples=16), eps=8 / 255, attacks=attacks, autoattack=(),
                           selection_draws=3, fresh_draws=4, batch_size=4, state_dir=sys.argv[1], progress=False)
-    print(sum(r.robust.fresh_hits), r.chosen)
+    print(sum(r.robust.fresh_hits), r.chosen, r.x_adv.sum().item())
     """
 )
 
@@ -266,7 +266,7 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path: Path) -> Non
                            text=True, check=True).stdout  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "b"), "30"], env=env,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.time() + 120
+    deadline = time.time() + 900  # generous: a loaded 2-core machine trains the tiny model slowly
     while not list((tmp_path / "b").glob("*/batch*.json")) and time.time() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -292,3 +292,41 @@ def test_a_longer_run_reuses_the_batches_of_a_shorter_one(model: SelfEnsemble, d
     files[0].write_text(json.dumps({**record, "images_sha256": "0" * 64}))
     with pytest.raises(ValueError, match="another batch of images"):
         adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+
+
+def test_judging_again_on_other_draws_reuses_the_attacks(model: SelfEnsemble, data, tmp_path: Path) -> None:
+    kw = {"inputs": data, "eps": EPS, "attacks": FAST, "autoattack": (), "progress": False, **DRAWS}
+    first = adaptive_evaluate(model, 16, state_dir=tmp_path, **kw)
+    files = sorted(tmp_path.glob("*/batch*.json"))
+    more = {"final_draws": DRAWS["final_draws"] + 5, "fresh_draws": DRAWS["fresh_draws"] + 3}
+    again = adaptive_evaluate(model, 16, state_dir=tmp_path, **{**kw, **more})
+    assert sorted(tmp_path.glob("*/batch*.json")) == files  # the same attack stage: no new state folder
+    assert all(len(json.loads(f.read_text())["batch"]["judged"]) == 2 for f in files)  # one judgement per draws
+    direct = adaptive_evaluate(model, 16, **{**kw, **more})  # no state: attacks run anew
+    assert _counts(again) == _counts(direct)
+    assert torch.equal(again.x_adv, direct.x_adv) and not torch.equal(first.x_adv, first.x_adv.new_zeros(()))
+    assert first.per_attack[0].selection_hits == again.per_attack[0].selection_hits
+
+
+def test_the_headline_examples_are_each_images_kept_proposal(model: SelfEnsemble, data) -> None:
+    x, y = data
+    r = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
+    assert r.x_adv.shape == x.shape and "x_adv" not in r.to_dict()
+    assert (r.x_adv - x).abs().max() <= EPS + 1e-7 and r.x_adv.min() >= 0 and r.x_adv.max() <= 1
+    clean_kept = torch.tensor([c == "clean" for c in r.chosen])
+    assert torch.equal(r.x_adv[clean_kept], x[clean_kept])
+    b = DRAWS["batch_size"]
+    for start in range(0, 16, b):  # what is kept is what was scored: the batch's fresh draws give its fresh hits
+        seed = derive_seed(derive_seed(0, start), "fresh")
+        hits = count_hits(model, r.x_adv[start : start + b], y[start : start + b], DRAWS["fresh_draws"], seed)
+        assert hits.tolist() == r.robust.fresh_hits[start : start + b]
+
+
+def _counts(result) -> dict:
+    """A result without its timings (which differ between runs of the same configuration)."""
+    d = result.to_dict()
+    for key in ("wall_time_s", "created"):
+        d.pop(key)
+    for column in (d["clean"], d["robust"], *d["per_attack"]):
+        column.pop("seconds")
+    return d

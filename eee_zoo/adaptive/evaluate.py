@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,14 @@ from .attacks import Attack
 from .autoattack_proposals import APGD_ITERATIONS, autoattack_examples
 from .presets import AUTOATTACK_PROPOSALS, PRESETS
 from .result import AdaptiveResult, Column
-from .worst_case import WorstCase
+from .worst_case import CLEAN, Tally, WorstCase
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_DRAWS", "adaptive_evaluate"]
 
 DEFAULT_BATCH_SIZE = 100
-DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 50, "fresh_draws": 20}
+DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 200, "fresh_draws": 50}
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggregate")
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 1: judged draws in the key, one judgement per file
 
 logger = logging.getLogger(__name__)
 
@@ -143,17 +143,18 @@ def adaptive_evaluate(
     name, sha, _ = model_identity(model, model_name)
 
     overrides = check_overrides(autoattack_overrides)
+    # the attack stage's settings: final and fresh draws only judge what the attacks left (see _BatchStore)
     config = {
         "format": STATE_FORMAT, "model": sha, "dataset": dataset, "threat_model": threat_model,
         "eps": float(eps), "seed": seed, "batch_size": batch_size, "attacks": [a.__dict__ for a in attacks],
-        "autoattack": autoattack, "selection_draws": selection_draws, "fresh_draws": fresh_draws, "cascade": cascade,
-        "final_draws": final_draws,
+        "autoattack": autoattack, "selection_draws": selection_draws, "cascade": cascade,
     }  # fmt: skip
     if overrides:  # only when set, so that the key of a full run does not depend on this option's existence
         config["autoattack_overrides"] = overrides
     state = _BatchStore(state_dir, config, fresh=fresh)
     columns = ["clean", "robust", *autoattack_names(autoattack), *names]
     batches: list[dict[str, Any]] = []
+    kept: list[torch.Tensor | None] = []  # per batch, the headline's kept proposals
     starts = list(range(0, n_examples, batch_size))
     work = sum(APGD_ITERATIONS[v] for v in autoattack) + sum(
         a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks
@@ -164,23 +165,38 @@ def adaptive_evaluate(
         try:
             for b, start in enumerate(starts):
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-                stored = state.load(start, _images_sha256(xb, yb))
-                if stored is not None:
-                    logger.info("images %d-%d: resumed from %s", start, start + len(stored["chosen"]) - 1, state.root)
-                    batches.append(stored)
-                    bar.update(done=(b + 1) * total // len(starts))
-                    continue
                 images = _images_sha256(xb, yb)
+                record = state.load(start, images)
+                where = f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})"
                 xb, yb = xb.to(device), yb.to(device)
-                batch = _run_batch(
-                    model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=derive_seed(seed, start),
-                    selection_draws=selection_draws, fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
-                    overrides=overrides,
-                    bar=bar, batch_no=b + 1,
-                    where=f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})",
-                )  # fmt: skip
-                state.save(start, batch, images)
-                batches.append(batch)
+                batch_seed = derive_seed(seed, start)
+                draws = {
+                    "selection_draws": selection_draws, "selection_seed": derive_seed(batch_seed, "selection"),
+                    "fresh_draws": fresh_draws, "fresh_seed": derive_seed(batch_seed, "fresh"),
+                    "final_draws": final_draws, "final_seed": derive_seed(batch_seed, "final"),
+                }  # fmt: skip
+                if record is None:
+                    worst, record = _attack_batch(
+                        model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=batch_seed,
+                        draws=draws, cascade=cascade, overrides=overrides, bar=bar, batch_no=b + 1, where=where,
+                    )  # fmt: skip
+                    state.save(start, images, record, _examples(worst))
+                else:
+                    logger.info("%s: attacks resumed from %s", where, state.root)
+                    worst = None
+                judge_key = f"final{final_draws}_fresh{fresh_draws}"
+                if judge_key not in record["judged"]:
+                    if worst is None:
+                        stored = _stored_columns(record, columns[2:], state.examples(start), device)
+                        worst = WorstCase.from_columns(model, xb, yb, stored, **draws)
+                    record["judged"][judge_key] = _judge(worst, bar, where)
+                    state.save_record(start, images, record)
+                batches.append(_batch_columns(record, judge_key))
+                if worst is not None:
+                    kept.append(worst.overall.x.cpu())
+                else:
+                    kept.append(_kept_examples(record, judge_key, xb, state, start))
+                bar.update(done=(b + 1) * total // len(starts))
             bar.update(done=total)
         finally:
             model.set_stochastic(was_stochastic)
@@ -203,7 +219,8 @@ def adaptive_evaluate(
         autoattack=autoattack, autoattack_overrides=overrides, selection_draws=selection_draws,
         fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
-        chosen=sum((bt["chosen"] for bt in batches), []), data=data, versions=versions(), device=str(device),
+        chosen=sum((bt["chosen"] for bt in batches), []), data=data,
+        x_adv=torch.cat(kept) if all(k is not None for k in kept) else None, versions=versions(), device=str(device),
         wall_time_s=round(time.perf_counter() - wall_start, 1),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
@@ -213,7 +230,7 @@ def autoattack_names(versions: Sequence[str]) -> list[str]:
     return [f"autoattack-{v}" for v in versions]
 
 
-def _run_batch(
+def _attack_batch(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -223,20 +240,16 @@ def _run_batch(
     eps: float,
     norm: str,
     seed: int,
-    selection_draws: int,
-    fresh_draws: int,
-    final_draws: int,
+    draws: dict[str, int],
     cascade: bool,
     overrides: dict[str, Any],
     bar: Progress,
     batch_no: int,
     where: str,
-) -> dict[str, Any]:
-    worst = WorstCase(
-        model, x, y, selection_draws=selection_draws, selection_seed=derive_seed(seed, "selection"),
-        fresh_draws=fresh_draws, fresh_seed=derive_seed(seed, "fresh"),
-        final_draws=final_draws, final_seed=derive_seed(seed, "final"),
-    )  # fmt: skip
+) -> tuple[WorstCase, dict[str, Any]]:
+    """The attack stage of one batch: every attack's proposals offered to a :class:`WorstCase`; returns it and the
+    record of its columns (what :class:`_BatchStore` keeps)."""
+    worst = WorstCase(model, x, y, **draws)
     attackable = worst.clean_hits > 0  # right on some selection draw: there is something to break
     seconds: dict[str, float] = {}
     proposals: dict[str, int] = {}
@@ -281,19 +294,91 @@ def _run_batch(
             "%s: %s done in %.1f s, worst case so far %s", where, attack.name, seconds[attack.name], _share(worst)
         )
 
-    worst.finalize()
-    worst.score()
-    cols: dict[str, dict[str, Any]] = {
-        "clean": {"selection": worst.clean_hits.tolist(), "fresh": worst.clean_fresh_hits.tolist()},
-        "robust": {"selection": worst.overall.selection_hits.tolist(), "fresh": worst.overall.fresh_hits.tolist()},
+    record: dict[str, Any] = {
+        "clean": {"selection": worst.clean_hits.tolist()},
+        "columns": {
+            c: {
+                "selection": t.selection_hits.tolist(),
+                "p_true": t.selection_p_true.tolist(),
+                "source": t.source,
+                "seconds": seconds[c],
+                "proposals": proposals[c],
+            }  # fmt: skip
+            for c, t in worst.per_attack.items()
+        },
+        "judged": {},
     }
-    for c, tally in worst.per_attack.items():
-        cols[c] = {"selection": tally.selection_hits.tolist(), "fresh": tally.fresh_hits.tolist()}
-    for c in cols:
-        cols[c]["seconds"], cols[c]["proposals"] = seconds.get(c, 0.0), proposals.get(c, 1 if c == "clean" else 0)
-    cols["robust"]["proposals"] = 1 + sum(proposals.values())
-    examples = {"overall": worst.overall.x, **{f"attack/{c}": t.x for c, t in worst.per_attack.items()}}
-    return {"columns": cols, "chosen": list(worst.overall.source), "examples": examples}
+    return worst, record
+
+
+def _judge(worst: WorstCase, bar: Progress, where: str) -> dict[str, Any]:
+    """The judging stage: finalists on the final draws, the kept proposals on the fresh draws."""
+
+    def stage(draws: int, what: str) -> Callable[[str], None]:
+        def on_column(name: str) -> None:
+            bar.update(text=f"{where}: judging {name} on {draws} {what} draws")
+            logger.info("%s: judging %s on %d %s draws", where, name, draws, what)
+
+        return on_column
+
+    worst.finalize(stage(worst.final_draws, "final"))
+    worst.score(stage(worst.fresh_draws, "fresh"))
+    return {
+        "robust": {"selection": worst.overall.selection_hits.tolist(), "fresh": worst.overall.fresh_hits.tolist()},
+        "chosen": list(worst.overall.source),
+        "clean_fresh": worst.clean_fresh_hits.tolist(),
+        "fresh": {c: t.fresh_hits.tolist() for c, t in worst.per_attack.items()},
+    }
+
+
+def _kept_examples(
+    record: dict[str, Any], judge_key: str, x: torch.Tensor, state: _BatchStore, start: int
+) -> torch.Tensor | None:
+    """A stored batch's headline examples, from each image's chosen proposal (None: its examples are not stored)."""
+    try:
+        examples = state.examples(start)
+    except FileNotFoundError:
+        return None
+    kept = x.detach().cpu().clone()
+    for i, source in enumerate(record["judged"][judge_key]["chosen"]):
+        if source != CLEAN:
+            kept[i] = examples[f"attack/{source.split('/', 1)[0]}"][i]
+    return kept
+
+
+def _examples(worst: WorstCase) -> dict[str, torch.Tensor]:
+    return {f"attack/{c}": t.x for c, t in worst.per_attack.items()}
+
+
+def _stored_columns(
+    record: dict[str, Any], order: list[str], examples: dict[str, torch.Tensor], device: torch.device
+) -> dict[str, Tally]:
+    """Each attack's kept proposals as :class:`Tally` columns, from a stored batch, in ``order``: the order the
+    attacks ran (ties go to the earlier column; the JSON's keys are sorted)."""
+    columns = {}
+    for c in order:
+        col = record["columns"][c]
+        x = examples[f"attack/{c}"].to(device)
+        columns[c] = Tally(
+            x, torch.tensor(col["selection"], device=x.device), torch.tensor(col["p_true"], dtype=torch.float64,
+            device=x.device), list(col["source"]),
+        )  # fmt: skip
+    return columns
+
+
+def _batch_columns(record: dict[str, Any], judge_key: str) -> dict[str, Any]:
+    """One batch's figures in the layout the merge reads: per column selection and fresh hits, seconds, proposals."""
+    judged = record["judged"][judge_key]
+    cols: dict[str, dict[str, Any]] = {
+        "clean": {"selection": record["clean"]["selection"], "fresh": judged["clean_fresh"], "seconds": 0.0,
+                  "proposals": 1},
+        "robust": {**judged["robust"], "seconds": 0.0,
+                   "proposals": 1 + sum(c["proposals"] for c in record["columns"].values())},
+    }  # fmt: skip
+    for c, col in record["columns"].items():
+        cols[c] = {"selection": col["selection"], "fresh": judged["fresh"][c], "seconds": col["seconds"],
+                   "proposals": col["proposals"]}  # fmt: skip
+    return {"columns": cols, "chosen": judged["chosen"]}
 
 
 class _Meter:
@@ -333,11 +418,13 @@ def _images_sha256(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 class _BatchStore:
-    """Finished batches on disk (one JSON file each, written atomically), keyed by the whole configuration.
+    """Finished batches on disk, keyed by the attack stage's configuration; every file is written atomically.
 
-    The key leaves out ``n_examples``: batch ``k`` holds images ``k*B .. (k+1)*B - 1`` whatever n is, with its
-    own seeds, so the first 100 images of a 500-image run are a 100-image run. Each file records the sha256 of its
-    images, and a file whose images differ is refused.
+    Per batch: ``batchNNNNNN.examples.safetensors`` (each attack's kept proposals) and ``batchNNNNNN.json`` (their
+    selection counts and sources, the sha256 of the images, and the judgements made of them, one per
+    ``final<F>_fresh<R>``). The key leaves out ``n_examples`` (batch ``k`` holds images ``k*B .. (k+1)*B - 1`` with
+    its own seeds whatever n is, so the first 100 images of a 500-image run are a 100-image run) and the final and
+    fresh draws (judging again with more draws reuses the attacks). A file whose images differ is refused.
     """
 
     def __init__(self, state_dir: str | Path | None, config: dict[str, Any], *, fresh: bool = False) -> None:
@@ -345,22 +432,38 @@ class _BatchStore:
         self.root = None if state_dir is None else Path(state_dir) / f"adaptive_{key}"
         self.config, self.fresh = config, fresh
 
+    def _path(self, start: int, suffix: str) -> Path:
+        assert self.root is not None
+        return self.root / f"batch{start:06d}{suffix}"
+
     def load(self, start: int, images: str) -> dict[str, Any] | None:
-        path = None if self.root is None else self.root / f"batch{start:06d}.json"
-        if path is None or self.fresh or not path.is_file():
+        if self.root is None or self.fresh or not self._path(start, ".json").is_file():
             return None
+        path = self._path(start, ".json")
         stored = json.loads(path.read_text())
         if stored.get("images_sha256") != images:
             raise ValueError(f"{path} holds another batch of images than images {start}-...; remove it or pass fresh")
         return stored["batch"]
 
-    def save(self, start: int, batch: dict[str, Any], images: str) -> None:
-        """The batch's counts (JSON) and its kept examples (safetensors: each attack's and the overall worst case,
-        to look at or to select again without attacking again); examples first, so a JSON means both exist."""
-        examples = batch.pop("examples")
+    def examples(self, start: int) -> dict[str, torch.Tensor]:
+        """The stored kept proposals, needed to judge a stored batch on other draws."""
+        path = self._path(start, ".examples.safetensors")
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: the batch's attacks are stored without their examples, so they cannot be judged "
+                "on other final/fresh draws; run again with the stored draws, or pass fresh to attack anew"
+            )
+        return safetensors.torch.load_file(path)
+
+    def save(self, start: int, images: str, record: dict[str, Any], examples: dict[str, torch.Tensor]) -> None:
+        """Examples first, so a JSON means both exist."""
         if self.root is None:
             return
         tensors = {k: v.detach().cpu().contiguous() for k, v in examples.items()}
-        atomic_write_bytes(self.root / f"batch{start:06d}.examples.safetensors", safetensors.torch.save(tensors))
-        record = {"config": self.config, "images_sha256": images, "batch": batch}
-        atomic_write_json(self.root / f"batch{start:06d}.json", record)
+        atomic_write_bytes(self._path(start, ".examples.safetensors"), safetensors.torch.save(tensors))
+        self.save_record(start, images, record)
+
+    def save_record(self, start: int, images: str, record: dict[str, Any]) -> None:
+        if self.root is not None:
+            atomic_write_json(self._path(start, ".json"), {"config": self.config, "images_sha256": images,
+                                                           "batch": record})  # fmt: skip

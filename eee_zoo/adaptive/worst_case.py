@@ -21,6 +21,8 @@ per-attack columns.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -100,6 +102,21 @@ class WorstCase:
         self.per_attack: dict[str, Tally] = {}
         self.clean_fresh_hits: torch.Tensor | None = None
 
+    @classmethod
+    def from_columns(
+        cls, model: nn.Module, x: torch.Tensor, y: torch.Tensor, columns: dict[str, Tally], **draws: Any
+    ) -> WorstCase:
+        """The worst case of an attack stage already run: ``columns`` holds each attack's kept proposals (as a
+        stored batch does), in the order the attacks ran. The overall running minimum is rebuilt from them: the
+        minimum over each attack's minima is the minimum over every proposal, ties going to the earlier one either
+        way. Then :meth:`finalize` and :meth:`score` judge them on any number of final and fresh draws."""
+        worst = cls(model, x, y, **draws)
+        everywhere = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        for name, tally in columns.items():
+            worst.per_attack[name] = tally
+            _keep_lower(worst.overall, tally.x, tally.selection_hits, tally.selection_p_true, everywhere, tally.source)
+        return worst
+
     def _clean_tally(self) -> Tally:
         return Tally(self.x.clone(), self.clean_hits.clone(), self.clean_p_true.clone(), [CLEAN] * len(self.x))
 
@@ -130,7 +147,7 @@ class WorstCase:
         return _keep_lower(self.overall, full, hits, p_true, mask, f"{attack}/{proposal}")
 
     @torch.no_grad()
-    def finalize(self) -> None:
+    def finalize(self, on_column: Callable[[str], None] | None = None) -> None:
         """The second stage: the finalists (clean image, each attack's kept proposal) judged on the final draws.
 
         Afterwards :attr:`overall` holds, per image, the finalist with fewest final hits (ties: lower mean
@@ -140,7 +157,9 @@ class WorstCase:
             return
         everywhere = torch.ones(len(self.x), dtype=torch.bool, device=self.x.device)
         final: Tally | None = None
-        for tally in (self._clean_tally(), *self.per_attack.values()):
+        for name, tally in ((CLEAN, self._clean_tally()), *self.per_attack.items()):
+            if on_column is not None:
+                on_column(name)
             hits, p_true = judge(self.model, tally.x, self.y, self.final_draws, self.final_seed)
             if final is None:
                 final = Tally(tally.x.clone(), hits, p_true, list(tally.source))
@@ -149,10 +168,12 @@ class WorstCase:
         self.overall = final
 
     @torch.no_grad()
-    def score(self) -> None:
+    def score(self, on_column: Callable[[str], None] | None = None) -> None:
         """Score every kept proposal (and the clean images) on the fresh draws."""
         self.clean_fresh_hits = count_hits(self.model, self.x, self.y, self.fresh_draws, self.fresh_seed)
-        for tally in (self.overall, *self.per_attack.values()):
+        for name, tally in (("worst case", self.overall), *self.per_attack.items()):
+            if on_column is not None:
+                on_column(name)
             tally.fresh_hits = count_hits(self.model, tally.x, self.y, self.fresh_draws, self.fresh_seed)
 
 
