@@ -21,12 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch.nn as nn
+
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.adaptive import AUTOATTACK_PROPOSALS, DEFAULT_BATCH_SIZE, DEFAULT_DRAWS, AdaptiveResult, adaptive_evaluate
 from eee_zoo.commands.adaptive import add_attack_arguments, attack_kwargs
 
-from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, results_file_reference
-from .run import parse_eps, save_examples, selected_checkpoints
+from .checkpoints import add_checkpoint_arguments, score_checkpoints
+from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag
+from .run import parse_eps, save_examples
 
 __all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
 
@@ -58,7 +61,8 @@ def save_adaptive(result: AdaptiveResult, results_dir: str | Path | None = None)
     path = adaptive_path(data, results_dir)
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("robust") != data["robust"] or old.get("chosen") != data["chosen"]:
+        now = json.loads(json.dumps({"robust": data["robust"], "chosen": data["chosen"]}))  # tuples as stored
+        if old.get("robust") != now["robust"] or old.get("chosen") != now["chosen"]:
             raise ResultsError(
                 f"{path}: this rerun did not reproduce the stored per-image counts (per draw "
                 f"{old.get('robust', {}).get('per_draw')} there, {data['robust']['per_draw']} now); "
@@ -76,48 +80,21 @@ def iter_adaptive(results_dir: str | Path | None = None) -> list[tuple[Path, dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="checkpoint names (see `eee-zoo list`)")
-    parser.add_argument("--all", action="store_true", help="every card (filtered by --dataset/--threat-model)")
-    parser.add_argument("--dataset", default=None, help="cifar10 or cifar100 (default: cifar10; with --all: any)")
-    parser.add_argument("--threat-model", default=None, help="Linf or L2 (default: Linf; with --all: any)")
-    parser.add_argument("--n-examples", type=int, default=500, help="the first N test images (default: 500)")
+    add_checkpoint_arguments(parser, default_n=500, card_help="copy the worst-case figures into the model card")
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
     add_attack_arguments(parser)
-    parser.add_argument("--cards-dir", default=None)
-    parser.add_argument("--model-dir", default=None)
-    parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
-    parser.add_argument("--write-card", action="store_true", help="copy the worst-case figures into the model card")
-    parser.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard at the end")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
-    from eee_zoo.loading import load_model
+    def score(model: nn.Module, dataset: str, threat_model: str) -> AdaptiveResult:
+        return adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **attack_kwargs(args))
 
-    if args.write_card:  # fail before the attacks, not after
-        root = Path(args.results_dir) if args.results_dir is not None else RESULTS_DIR
-        results_file_reference(root / "x.json", root)
-
-    for name, dataset, threat_model in selected_checkpoints(args):
-        model = load_model(
-            name, dataset, threat_model, model_dir=args.model_dir, device=args.device, cards_dir=args.cards_dir
-        )
-        result = adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **attack_kwargs(args))
+    def save(result: AdaptiveResult) -> list[Path]:
         path = save_adaptive(result, args.results_dir)
-        print(result.summary())
-        print(f"-> {path}")
-        if result.x_adv is not None:  # each image's kept proposal, to look at or to attack from
-            print(f"-> {save_examples(result, path, args.data_dir)}")
-        if args.write_card:
-            from eee_zoo.cards import set_results
+        # each image's kept proposal beside its counts, to look at or to attack from
+        return [path, save_examples(result, path, args.data_dir)] if result.x_adv is not None else [path]
 
-            ref = results_file_reference(path, args.results_dir)
-            set_results(model.eee_info["card_path"], adaptive_card_results(result.to_dict(), ref))
-            print(f"card updated: {model.eee_info['card_path']}")
-    if not args.no_leaderboard and args.results_dir is None:
-        from .leaderboard import build
-
-        print(f"leaderboard: {build()['markdown']}")
-    return 0
+    return score_checkpoints(args, score, save, adaptive_card_results)
 
 
 if __name__ == "__main__":

@@ -326,6 +326,12 @@ def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = No
         if not path.is_file():
             problems.append(f"{tag}: results file {ref} does not exist")
             continue
+        if r["metric"] == "certified_accuracy":  # randomized smoothing's files (benchmarks.certify) have their own form
+            from .certify import certified_card_problems
+
+            problems += [f"{tag}: {p}" for p in certified_card_problems(card, r, path)]
+            backed.update({f"{r['value']:.2f}", f"{r['value']:.1f}", f"{r['value']:.0f}", f"{r['value']:g}"})
+            continue
         try:
             data = load_result(path)
         except ResultsError as e:

@@ -33,6 +33,7 @@ from eee_zoo.evaluation import (
     save_adversarial_examples,
 )
 
+from .checkpoints import selected_checkpoints
 from .results import RESULTS_DIR, card_results, examples_path, results_file_reference, save_result
 
 __all__ = [
@@ -155,17 +156,6 @@ def save_examples(
         threat_model=result.threat_model,
         metadata=result.examples_metadata(),
     )
-
-
-def selected_checkpoints(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    from eee_zoo.registry import list_cards
-
-    if args.all:
-        cards = list_cards("*", args.dataset, args.threat_model, cards_dir=args.cards_dir)
-        return [(c.name, c.dataset, c.threat_model) for c in cards]
-    if not args.names:
-        raise SystemExit("give checkpoint names or --all")
-    return [(name, args.dataset or "cifar10", args.threat_model or "Linf") for name in args.names]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,12 +29,14 @@ _EXPORTS = {
     "benchmark": "eee_zoo.evaluation",
     "evaluate": "eee_zoo.evaluation",
     "adaptive_evaluate": "eee_zoo.adaptive",
+    "certify": "eee_zoo.certify",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily below
     from .adaptive import adaptive_evaluate  # noqa: F401
+    from .certify import certify  # noqa: F401
     from .data import load_cifar10, load_cifar100  # noqa: F401
     from .evaluation import benchmark, evaluate  # noqa: F401
     from .hub import export  # noqa: F401

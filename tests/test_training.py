@@ -21,7 +21,7 @@ if str(REPO_ROOT) not in sys.path:  # training/ is a repository folder, not an i
 
 from eee_zoo.commands import train as train_command  # noqa: E402
 from training import adversarial  # noqa: E402
-from training.augment import crop_flip  # noqa: E402
+from training.augment import crop_flip, gaussian_noise  # noqa: E402
 from training.recipe import RecipeError, ScheduleSpec, load_recipe, parse_recipe  # noqa: E402
 from training.train import CHECKPOINT_NAME, evaluate_clean, lr_factor, main  # noqa: E402
 
@@ -197,6 +197,7 @@ def _mutate(path: str, value) -> dict:
         ("backbone_stage.epochs", 1.5, "backbone_stage.epochs", "expected an integer"),
         ("heads_stage.optimizer.lr", "fast", "heads_stage.optimizer.lr", "expected a number"),
         ("backbone_stage.augment.flip", "yes", "backbone_stage.augment.flip", "true or false"),
+        ("heads_stage.augment.gaussian_noise", -0.25, "heads_stage.augment.gaussian_noise", "between 0 and 4"),
         ("model.stack.resolutions", [32, "16"], "model.stack.resolutions[1]", "expected an integer"),
         ("model.taps", "stem", "model.taps", "expected a list"),
         ("dataset", "mnist", "dataset", "not one of"),
@@ -312,6 +313,20 @@ def test_crop_flip_is_seeded_and_moves_pixels() -> None:
     for img, pad in zip(shifted, padded):  # every output is a 32x32 window of the reflect-padded image
         windows = [pad[:, dy : dy + 32, dx : dx + 32] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(img, w) for w in windows)
+
+
+def test_gaussian_noise_is_seeded_unclamped_and_off_at_zero() -> None:
+    x = torch.rand(8, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    assert gaussian_noise(x, 0.0, gen) is x and torch.equal(
+        gen.get_state(), torch.Generator().manual_seed(0).get_state()
+    )
+    a = gaussian_noise(x, 0.25, torch.Generator().manual_seed(1))
+    b = gaussian_noise(x, 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and (a.min() < 0 or a.max() > 1)  # randomized smoothing's inputs: not clamped
+    assert (a - x).std().item() == pytest.approx(0.25, rel=0.05) and abs((a - x).mean().item()) < 0.01
+    r = parse_recipe(_mutate("backbone_stage.augment.gaussian_noise", 0.25))
+    assert r.backbone_stage.augment.gaussian_noise == 0.25 and r.heads_stage.augment.gaussian_noise == 0.0
 
 
 # ------------------------------------------------------------------------------------------- CLI, DDP

@@ -1,4 +1,4 @@
-"""Per-batch augmentation on the device: random translation (reflect padding) and horizontal flips.
+"""Per-batch augmentation on the device: random translation (reflect padding), horizontal flips, Gaussian noise.
 
 Vectorised over the batch (two gathers), drawing from an explicit ``torch.Generator`` so that a training
 step is a pure function of its inputs and seed.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["crop_flip", "to_float"]
+__all__ = ["crop_flip", "gaussian_noise", "to_float"]
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -32,3 +32,13 @@ def crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Genera
         mask = torch.randint(0, 2, (b,), generator=generator, device=x.device).bool().view(b, 1, 1, 1)
         x = torch.where(mask, x.flip(3), x)
     return x
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """``x + N(0, sigma^2)`` per pixel, **not clamped** to [0, 1]: the base classifier of randomized smoothing is
+    trained on the inputs it is certified on (Cohen et al. 2019 train and certify on unclamped ``x + noise``; the
+    multi-resolution stack clamps its own output). ``sigma = 0`` returns ``x`` and draws nothing, so recipes without
+    noise keep their random streams."""
+    if sigma == 0:
+        return x
+    return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -113,6 +113,7 @@ class AugmentSpec:
 
     crop_padding: int = 2  # random translation by up to this many pixels (reflect padding); 0: off
     flip: bool = True  # random horizontal flip
+    gaussian_noise: float = 0.0  # std of N(0, sigma^2) added per pixel, unclamped (randomized smoothing); 0: off
 
 
 @dataclass
@@ -400,6 +401,8 @@ def _check_values(r: Recipe, source: str) -> None:
             fail(f"{stage}.label_smoothing", f"must be in [0, 1), got {st.label_smoothing}")
         if not 0 <= st.augment.crop_padding <= 16:
             fail(f"{stage}.augment.crop_padding", f"must be between 0 and 16 pixels, got {st.augment.crop_padding}")
+        if not 0 <= st.augment.gaussian_noise <= 4:
+            fail(f"{stage}.augment.gaussian_noise", f"must be a std between 0 and 4, got {st.augment.gaussian_noise}")
         a = st.adversarial
         if a.method != "none":
             if r.threat_model != "Linf":

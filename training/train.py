@@ -66,7 +66,7 @@ from eee_zoo.data import load_uint8
 from eee_zoo.models import SelfEnsemble
 
 from .adversarial import perturb
-from .augment import crop_flip, to_float
+from .augment import crop_flip, gaussian_noise, to_float
 from .recipe import OptimizerSpec, Recipe, RecipeError, ScheduleSpec, StageSpec, load_recipe
 
 __all__ = ["main", "run", "derive_seed", "lr_factor", "evaluate_clean", "CHECKPOINT_NAME"]
@@ -655,6 +655,7 @@ class Trainer:
                     y = self.train_y[idx]
                     if spec.adversarial.method != "none":
                         x = self._adversarial(stage, spec, x, y, gen, attack_loss)
+                    x = gaussian_noise(x, spec.augment.gaussian_noise, gen)  # last: smoothing trains on x + noise
                     loss, correct = forward(ddp, x, y, gen, spec)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -39,7 +39,7 @@ from ..evaluation.inputs import (
     resolve_device,
 )
 from ..evaluation.results import versions
-from ..evaluation.seeds import RUN_LOCK, preserve_model_seeds
+from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
 from .attacks import Attack
 from .autoattack_proposals import APGD_ITERATIONS, autoattack_examples
 from .presets import AUTOATTACK_PROPOSALS, PRESETS
@@ -54,12 +54,6 @@ _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggr
 STATE_FORMAT = 2  # 1: judged draws in the key, one judgement per file
 
 logger = logging.getLogger(__name__)
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from ``parts``: distinct uses (selection, fresh, each attack, each batch) never share draws."""
-    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @strict_fp32()  # TF32 off on GPUs: attacks and accuracies in true fp32

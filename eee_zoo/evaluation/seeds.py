@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 __all__ = [
-    "RUN_LOCK", "model_generators", "preserve_model_seeds", "restore_generators", "rng_devices", "snapshot_generators",
+    "RUN_LOCK", "derive_seed", "model_generators", "preserve_model_seeds", "restore_generators", "rng_devices",
+    "snapshot_generators",
 ]  # fmt: skip
 
 RUN_LOCK = threading.RLock()  # AutoAttack uses global RNG state and module globals: one run per process at a time
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from ``parts``: distinct uses (selection, fresh, each attack, each batch or image) never share
+    draws, and a part's seed does not depend on which other parts a run has."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def model_generators(model: nn.Module, device: torch.device) -> list[tuple[str, torch.Generator]]:

@@ -84,6 +84,10 @@ class SelfEnsemble(
         backbone_spec: ``{"name": ..., "kwargs": {...}}`` recorded in ``config`` (set by ``from_config``).
     """
 
+    # Whether check_input refuses pixels outside [0, 1] (a guard against pre-normalised images). Randomized
+    # smoothing (eee_zoo.certify) turns it off for its run: it feeds x + Gaussian noise, unclamped, by design.
+    check_range: bool = True
+
     def __init__(
         self,
         backbone: TappedBackbone,
@@ -242,7 +246,10 @@ class SelfEnsemble(
         s = self.input_size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
             raise ValueError(f"expected images of shape [B, 3, {s}, {s}], got {tuple(x.shape)}")
-        if x.numel():
+        if x.numel() and not self.check_range:
+            if torch.isnan(x.detach()).any():
+                raise ValueError("expected images without NaN")
+        elif x.numel():
             lo, hi = torch.aminmax(x.detach())
             if not (lo >= -_RANGE_TOLERANCE and hi <= 1 + _RANGE_TOLERANCE):  # written so that NaN fails too
                 raise ValueError(
