@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import os
 import posixpath
@@ -59,14 +60,15 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from ._io import atomic_write_text
+from ._io import atomic_write_bytes, atomic_write_text
 from .datasets import NUM_CLASSES, THREAT_MODELS, TITLES, parse_dataset, parse_threat_model
 
 __all__ = [
     "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "INDEX_FILENAME", "METRICS", "SHARD_PATTERN",
     "STORAGE_DTYPES", "SUITES", "THREAT_MODELS", "WEIGHTS_FILENAME", "CardError", "ZooCard", "best_known_result",
     "default_org", "default_repo_id", "format_eps", "is_valid_name", "load_card", "parse_dataset", "parse_threat_model",
-    "render_card", "result_identity", "result_label", "result_suite", "results_table", "set_results", "set_revision",
+    "render_card", "result_identity", "result_label", "result_suite", "results_table", "set_figures", "set_results",
+    "set_revision",
     "validate_result", "write_card",
 ]  # fmt: skip
 
@@ -86,7 +88,7 @@ ORG_ENV = "EEE_ZOO_HUB_ORG"
 # RobustBench's names; value = number of classes (checked against the architecture): eee_zoo.datasets' table.
 DATASETS: dict[str, int] = NUM_CLASSES
 DATASET_TITLES = TITLES
-METRICS = ("clean_accuracy", "robust_accuracy")
+METRICS = ("clean_accuracy", "robust_accuracy", "certified_accuracy")  # certified: L2 randomized smoothing
 NORMS = ("Linf", "L2", "L1")
 RESULT_KEYS = (
     "metric", "value", "correct", "n_examples", "version", "norm", "eps", "seed", "results_file", "stochastic",
@@ -107,6 +109,23 @@ _VALUE_TOLERANCE = 0.05 + 1e-6  # a stored percentage may be rounded to one deci
 _RESULTS_START = "<!-- eee-zoo:results:start -->"
 _RESULTS_END = "<!-- eee-zoo:results:end -->"
 _RESULTS_SECTION_RE = re.compile(re.escape(_RESULTS_START) + r".*?" + re.escape(_RESULTS_END), re.DOTALL)
+# Figures (eee-zoo visualize): PNG copies in the card folder's figures/, so that the same relative links work in the
+# repository and on the Hub; the section between these markers is written by set_figures.
+FIGURES_FOLDER = "figures"
+FIGURE_CAPTIONS = {  # file stem -> caption, in the order shown
+    "successful_attacks": "Successful attacks: clean image, adversarial image and the perturbation (amplified), "
+    "with true and predicted classes, for AutoAttack `rand` and for the adaptive suite's worst case.",
+    "per_layer": "Per-layer robustness: every predictor (the heads and the backbone's classifier) and the "
+    "aggregate, clean and under APGD-CE crafted against the full model and against each predictor itself.",
+    "eps_curve": "Robust accuracy against eps: AutoAttack `rand`, `standard` on the deterministic mode and the "
+    "adaptive worst case on the same images, with confidence intervals.",
+    "class_maximisation": "Class maximisation: images optimised from grey towards each class through the model.",
+}
+_FIGURES_START = "<!-- eee-zoo:figures:start -->"
+_FIGURES_END = "<!-- eee-zoo:figures:end -->"
+_FIGURES_SECTION_RE = re.compile(
+    r"(?:## Figures\n\n)?" + re.escape(_FIGURES_START) + r".*?" + re.escape(_FIGURES_END) + r"\n*", re.DOTALL
+)
 # The adaptive suite in the card's Limitations section (eee_zoo.adaptive; benchmarks.adaptive writes the results).
 LIMITATIONS_ADAPTIVE = (
     "This zoo's own adaptive evaluation (`python -m benchmarks.adaptive`, `eee_zoo.adaptive`) takes, for every "
@@ -258,9 +277,11 @@ def set_results(card_path: str | os.PathLike, results: Sequence[dict[str, Any]])
     ``n_examples``, ``version`` (AutoAttack's; None for clean), ``norm``, ``eps``, ``seed``, ``results_file`` and
     optionally ``stochastic`` (the inference mode measured) and ``suite`` (:func:`result_suite`); other keys are
     kept as they are. It replaces an existing result with the same identity (:func:`result_identity`) and is
-    appended otherwise. A worst-case adaptive result (one with ``fresh_draws``, from ``eee_zoo.adaptive``) also
-    removes the card's results of the retired adaptive cascade (``version: adaptive``) at the same norm and eps:
-    that figure was not a worst case, and its results file is replaced by the new suite's. Every other part of the
+    appended otherwise; results replace the card's results of the same metric from the same results file (one
+    file is one configuration: a file rewritten with more draws leaves no stale entry). A worst-case adaptive result
+    (one with ``fresh_draws``, from ``eee_zoo.adaptive``) also removes the card's results of the retired adaptive
+    cascade (``version: adaptive``) at the same norm and eps: that figure was not a worst case, and its results
+    file is replaced by the new suite's. Every other part of the
     card (unknown front-matter keys, hand-written text) is kept. Raises :class:`CardError` for an invalid result,
     leaving the card untouched.
     """
@@ -269,7 +290,13 @@ def set_results(card_path: str | os.PathLike, results: Sequence[dict[str, Any]])
     def upsert(card: ZooCard) -> None:
         worst_case = [(r.get("norm"), float(r.get("eps") or 0)) for r in results if _is_worst_case(r)]
 
+        # the same measurement of the same results file, whatever its size: the file was rewritten (e.g. judged on
+        # more draws, so its per-draw figure counts more image-draws) and the card says what it says now
+        rewritten = {(r.get("results_file"), r.get("metric")) for r in results}
+
         def superseded(r: dict[str, Any]) -> bool:
+            if (r.get("results_file"), r.get("metric")) in rewritten:
+                return True
             return _is_retired_cascade(r) and any(r["norm"] == n and abs(r["eps"] - e) < 1e-12 for n, e in worst_case)
 
         merged = [r for r in card.results if not superseded(r)]
@@ -294,6 +321,62 @@ def set_revision(card_path: str | os.PathLike, revision: str) -> None:
         card.revision = revision
 
     _rewrite(_card_file(card_path), pin)
+
+
+def set_figures(card_path: str | os.PathLike, figures_dir: str | os.PathLike | None) -> list[Path]:
+    """Show the figures of ``figures_dir`` (the repository's ``benchmarks/figures/<Name>/``) in a card.
+
+    Copies their PNGs into the card folder's ``figures/`` (removing PNGs no longer there) and writes a ``## Figures``
+    section of relative links ``figures/<stem>.png``, which resolve in the repository and on the Hub alike (the
+    pushed folder holds the same ``figures/``), before the Limitations section. Each figure's caption comes from
+    :data:`FIGURE_CAPTIONS` and its command from the JSON beside it. With no PNG in ``figures_dir`` (or None), the
+    section and the copies are removed. Returns the copies; one atomic rewrite of the card.
+    """
+    path = _card_file(card_path)
+    source = Path(figures_dir) if figures_dir is not None else None
+    pngs = sorted(source.glob("*.png")) if source is not None and source.is_dir() else []
+    order = list(FIGURE_CAPTIONS)
+    pngs.sort(key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
+    target = path.parent / FIGURES_FOLDER
+    with _locked(path.parent):
+        text = path.read_text(encoding="utf-8-sig")
+        card = _parse_card(_model_card(text, path), path)
+        copies = []
+        for png in pngs:
+            target.mkdir(exist_ok=True)
+            copies.append(target / png.name)
+            if not copies[-1].is_file() or copies[-1].read_bytes() != png.read_bytes():
+                atomic_write_bytes(copies[-1], png.read_bytes())
+        for stale in sorted(target.glob("*.png")) if target.is_dir() else []:
+            if stale not in copies:
+                stale.unlink()
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        section = ""
+        if pngs:
+            lines = [
+                "## Figures\n", _FIGURES_START,
+                f"Made with `eee-zoo visualize {card.name}` (`bash benchmarks/figures/make_figures.sh` in the eee-zoo "
+                f"repository); the data behind each figure, its settings and the exact command are in "
+                f"`benchmarks/figures/{card.name}/<figure>.json` there.\n",
+            ]  # fmt: skip
+            for png in pngs:
+                caption = FIGURE_CAPTIONS.get(png.stem, png.stem.replace("_", " ").capitalize() + ": a figure.")
+                command = ""
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    command = json.loads(png.with_suffix(".json").read_text()).get("command") or ""
+                title, _, what = caption.partition(": ")
+                lines.append(f"![{title}]({FIGURES_FOLDER}/{png.name})\n")
+                lines.append(f"**{title}**: {what}" + (f" Made by:\n\n```\n{command}\n```\n" if command else "\n"))
+            section = "\n".join(lines) + _FIGURES_END + "\n\n"
+        body = _FIGURES_SECTION_RE.sub("", text)
+        if section:
+            at = body.find("\n## Limitations")
+            body = body.rstrip("\n") + "\n\n" + section if at < 0 else body[: at + 1] + section + body[at + 1 :]
+        if body != text:
+            _parse_card(_model_card(body, path), path)  # never write a card that would not load
+            atomic_write_text(path, body)
+    return copies
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -339,21 +422,24 @@ def validate_result(
     f = _Fields(result, path, where)
     metric = f.choice("metric", METRICS)
     robust = metric == "robust_accuracy"
+    measured = metric != "clean_accuracy"  # robust or certified: a version, a norm and radius, a seed
     out = {
         "metric": metric,
         "value": float(f.number("value", lo=0, hi=100)),
         "correct": f.integer("correct", lo=0),
         "n_examples": f.integer("n_examples", lo=1),
-        "version": f.string("version", required=robust),
-        "norm": f.choice("norm", NORMS, required=robust),
-        "eps": f.number("eps", lo=0, required=robust),
-        "seed": f.integer("seed", lo=0, required=robust),
+        "version": f.string("version", required=measured),
+        "norm": f.choice("norm", NORMS, required=measured),
+        "eps": f.number("eps", lo=0, required=measured),
+        "seed": f.integer("seed", lo=0, required=measured),
         "results_file": f.string("results_file"),
         "stochastic": f.boolean("stochastic", required=False),  # optional: the inference mode measured
         "suite": f.choice("suite", SUITES, required=False),  # optional: see result_suite
     }
     if out["eps"] is not None:
         out["eps"] = float(out["eps"])
+    if metric == "certified_accuracy" and out["norm"] != "L2":
+        raise CardError(path, f"{where}.norm", "certified accuracy (randomized smoothing) is for L2 radii (eps)")
     if robust and threat_model is not None and out["norm"] != threat_model:
         raise CardError(path, f"{where}.norm", f"robust accuracy under {out['norm']} in a {threat_model} card")
     if out["correct"] > out["n_examples"]:
@@ -371,7 +457,8 @@ def validate_result(
 
 
 def results_table(results: Sequence[dict[str, Any]]) -> str:
-    """A markdown table of results (clean first, then robust by AutoAttack version)."""
+    """A markdown table of results (clean first, then robust by AutoAttack version); certified ones have their own."""
+    results = [r for r in results if r["metric"] != "certified_accuracy"]
     if not results:
         return ""
     rows = [
@@ -565,7 +652,55 @@ def _results_section(card: ZooCard) -> str:
             f"with:\n\n```\neee-zoo benchmark {card.name} --dataset {card.dataset} "
             f"--threat-model {card.threat_model} --write-card\n```"
         )
-    return f"{_RESULTS_START}\n{inner}\n{_RESULTS_END}"
+    return f"{_RESULTS_START}\n{inner}{_certified_section(card)}\n{_RESULTS_END}"
+
+
+def _certified_section(card: ZooCard) -> str:
+    """Certified (lower) bounds beside the empirical (upper) ones, from the card's results alone: every row is backed
+    by a results file (``python -m benchmarks.certify --write-card``; checked by ``benchmarks.results.check_card``)."""
+    certified = [r for r in card.results if r["metric"] == "certified_accuracy"]
+    if not certified:
+        return ""
+    dim = 3 * card.architecture.get("input_size", 32) ** 2
+    rows = [
+        "| Bound | Classifier | Threat | Accuracy (%) | Correct / n | Seed | Results file |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for r in sorted(certified, key=lambda r: (r["version"], r["eps"], -r["n_examples"])):
+        linf = 255 * float(r.get("radius_linf") or r["eps"] / math.sqrt(dim))
+        rows.append(
+            f"| lower: certified | smoothed, `{r['version']}` | L2 radius {r['eps']:g} (L-inf {linf:.2f}/255) "
+            f"| {r['value']:.2f} | {r['correct']} / {r['n_examples']} | {r['seed']} | `{r['results_file']}` |"
+        )
+    clean = max(
+        (r for r in card.results if r["metric"] == "clean_accuracy"), key=lambda r: r["n_examples"], default=None
+    )
+    budgets = sorted({(r["norm"], r["eps"]) for r in card.results if r["metric"] == "robust_accuracy"})
+    for norm, eps in budgets:
+        best = best_known_result(
+            [r for r in card.results if (r["norm"], r["eps"]) == (norm, eps)], card.stochastic_inference
+        )
+        if best is not None:
+            rows.append(
+                f"| upper: best-known attack | deployed, {result_label(best)} | {norm} eps {format_eps(eps, norm)} "
+                f"| {best['value']:.2f} | {best['correct']} / {best['n_examples']} | {best['seed']} "
+                f"| `{best['results_file']}` |"
+            )
+    if clean is not None:
+        rows.append(
+            f"| upper: clean | deployed | none | {clean['value']:.2f} | {clean['correct']} / {clean['n_examples']} "
+            f"| {'-' if clean['seed'] is None else clean['seed']} | `{clean['results_file']}` |"
+        )
+    return (
+        "\n\n### Certified (lower bound) beside empirical (upper bound)\n\n"
+        "Randomized smoothing (`python -m benchmarks.certify`, `eee_zoo.certify`) certifies the *smoothed* classifier: "
+        "the class this model (with its own random stack) returns most often on copies of the image with Gaussian "
+        "noise of the sigma in the version's name. Its certified accuracy at an L2 radius is a lower bound on that "
+        "classifier's accuracy against *every* attack within the radius (each image's certificate may fail with "
+        "probability alpha). The attacks' figures are upper bounds for the deployed model, a different classifier. "
+        f"An L2 ball of radius r holds the L-inf ball of radius r / {math.sqrt(dim):.1f}, so a radius also certifies "
+        f"that L-inf radius (L-inf 8/255 would need L2 radius {8 / 255 * math.sqrt(dim):.2f}).\n\n" + "\n".join(rows)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- internals
@@ -603,6 +738,8 @@ def _eval_results(card: ZooCard) -> list[EvalResult]:
         label = (
             f"Robust accuracy ({result_label(r)}, {r['norm']} eps={format_eps(r['eps'], r['norm'])})"
             if robust
+            else f"Certified accuracy (randomized smoothing {r['version']}, L2 radius {r['eps']:g})"
+            if r["metric"] == "certified_accuracy"
             else "Clean accuracy"
         )
         out.append(
@@ -614,7 +751,7 @@ def _eval_results(card: ZooCard) -> list[EvalResult]:
                 metric_type=r["metric"],
                 metric_value=r["value"],
                 metric_name=label,
-                metric_config=r["version"] if robust else "clean",
+                metric_config=r["version"] if r["metric"] != "clean_accuracy" else "clean",
                 metric_args=args,
             )
         )

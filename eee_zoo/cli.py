@@ -22,7 +22,7 @@ from .commands import COMMANDS_DIR, add_checkout_to_path
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("demo", "list", "info", "export", "push", "benchmark", "adaptive", "train")
+COMMANDS = ("demo", "list", "info", "export", "push", "benchmark", "adaptive", "train", "visualize", "certify")
 LIBRARY_ERRORS = (ValueError, OSError, LookupError, RuntimeError, ImportError)
 
 

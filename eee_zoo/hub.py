@@ -40,6 +40,7 @@ from .cards import (
     CARD_FILENAME,
     CONFIG_FILENAME,
     DEFAULT_STORAGE_DTYPE,
+    FIGURES_FOLDER,
     INDEX_FILENAME,
     SHARD_PATTERN,
     STORAGE_DTYPES,
@@ -624,8 +625,9 @@ def _is_connection_error(error: BaseException) -> bool:
 
 
 def upload_patterns(card: ZooCard) -> list[str]:
-    """The files of a checkpoint folder that :func:`push` uploads: the card, ``config.json`` and the weights."""
-    return [CARD_FILENAME, CONFIG_FILENAME, card.filename, *card.shard_filenames()]
+    """The files of a checkpoint folder that :func:`push` uploads: the card, ``config.json``, the weights and the
+    card's figures (its relative image links must resolve on the Hub too)."""
+    return [CARD_FILENAME, CONFIG_FILENAME, card.filename, *card.shard_filenames(), f"{FIGURES_FOLDER}/*.png"]
 
 
 def stale_patterns(card: ZooCard) -> list[str]:

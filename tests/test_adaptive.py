@@ -330,3 +330,18 @@ def _counts(result) -> dict:
     for column in (d["clean"], d["robust"], *d["per_attack"]):
         column.pop("seconds")
     return d
+
+
+def test_a_results_file_is_replaced_only_by_a_run_that_reproduces_it(model: SelfEnsemble, tmp_path: Path) -> None:
+    from benchmarks.adaptive import save_adaptive
+    from benchmarks.results import ResultsError
+
+    kw = {"eps": EPS, "attacks": FAST[:1], "autoattack": (), "progress": False, "model_name": "Tiny", **DRAWS}
+    result = adaptive_evaluate(model, 8, state_dir=tmp_path / "state", **kw)  # the shipped test images
+    path = save_adaptive(result, tmp_path)
+    assert save_adaptive(adaptive_evaluate(model, 8, state_dir=tmp_path / "state", **kw), tmp_path) == path
+    stored = json.loads(path.read_text())
+    stored["robust"]["fresh_hits"][0] += 1
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ResultsError, match="did not reproduce"):
+        save_adaptive(result, tmp_path)

@@ -123,6 +123,15 @@ def test_a_results_suite_is_recorded_or_inferred_from_older_cards() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- results
+def test_a_rewritten_results_file_leaves_no_stale_card_entry(card_dir: Path) -> None:
+    path = card_dir / "README.md"
+    set_results(path, [clean(3, 4), robust(1, 4, "zoo/per-draw"), robust(0, 2, "zoo/every-draw-20")])
+    set_results(path, [clean(3, 4), robust(2, 10, "zoo/per-draw"), robust(0, 2, "zoo/every-draw-50")])
+    assert [(r["version"], r["n_examples"]) for r in load_card(path).results] == [
+        (None, 4), ("zoo/per-draw", 10), ("zoo/every-draw-50", 2)
+    ]  # fmt: skip
+
+
 def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> None:
     path = card_dir / "README.md"
     edit_front_matter(path, lambda data: data.__setitem__("custom_key", {"kept": True}))
@@ -130,7 +139,8 @@ def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> N
 
     set_results(path, [clean(3, 4), robust(1, 4, "rand")])
     set_results(path, [robust(2, 4, "rand")])  # same identity: replaces
-    set_results(path, [robust(0, 4, "standard"), robust(1, 8, "rand")])  # new identities: appended
+    set_results(path, [robust(0, 4, "standard", results_file="benchmarks/results/standard.json"),
+                       robust(1, 8, "rand", results_file="benchmarks/results/n8.json")])  # fmt: skip
 
     card = load_card(path)
     assert [(r["metric"], r["version"], r["correct"], r["n_examples"]) for r in card.results] == [
@@ -172,8 +182,9 @@ def test_set_results_rejects_bad_results_and_leaves_the_card_alone(card_dir: Pat
 
 
 def test_inference_mode_is_part_of_a_results_identity(card_dir: Path) -> None:
-    set_results(card_dir, [robust(1, 4, "rand", stochastic=True), robust(2, 4, "rand", stochastic=False)])
-    set_results(card_dir, [robust(3, 4, "rand", stochastic=False)])
+    sto, det = ({"results_file": f"benchmarks/results/rand_{m}.json"} for m in ("sto", "det"))  # one file each
+    set_results(card_dir, [robust(1, 4, "rand", stochastic=True, **sto), robust(2, 4, "rand", stochastic=False, **det)])
+    set_results(card_dir, [robust(3, 4, "rand", stochastic=False, **det)])
     card = load_card(card_dir)
     assert [(r["stochastic"], r["correct"]) for r in card.results] == [(True, 1), (False, 3)]
     text = (card_dir / "README.md").read_text()

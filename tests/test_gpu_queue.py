@@ -91,8 +91,10 @@ def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
     assert f"model_cards/cifar10/Linf/{name}/model.safetensors" in names
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/rand_") for n in names)
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") for n in names)
-    assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") and n.endswith(".adv.safetensors")
-               for n in names)  # fmt: skip  (each image's worst-case example comes back beside its result)
+    assert any(
+        n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") and n.endswith(".adv.safetensors")
+        for n in names
+    )  # fmt: skip  (each image's worst-case example comes back beside its result)
     assert not any(n.endswith("checkpoint.pt") for n in names)  # resumable state stays on the machine
     assert all(p.stat().st_size <= 15 * 2**20 for p in toy_call["out"].iterdir())
     status = json.loads((toy_call["repo"] / next(n for n in names if n.endswith("status.json"))).read_text())

@@ -264,7 +264,9 @@ def test_sharded_index_missing_from_the_cache(sharded_hub_zoo: dict) -> None:
 def test_push_checks_every_shard_before_any_upload(tmp_path: Path, tiny_model) -> None:
     out = export(tiny_model, "Tiny", tmp_path / "Tiny", max_shard_size=SHARD_SIZE)
     card = verify_folder(out)
-    assert upload_patterns(card) == ["README.md", "config.json", "model.safetensors.index.json", *sorted(card.shards)]
+    assert upload_patterns(card) == [
+        "README.md", "config.json", "model.safetensors.index.json", *sorted(card.shards), "figures/*.png"
+    ]  # fmt: skip
     assert stale_patterns(card) == [
         "model.safetensors", "model.safetensors.index.json", "model-?????-of-?????.safetensors",
     ]  # fmt: skip

@@ -101,6 +101,8 @@ def _cases(zoo: dict[str, Path], hub_url: str) -> dict[str, tuple[list[str], int
         "demo": (["demo", "--model", NAME, "--cards-dir", cards, "--n-examples", "0"], 2, {}),
         "benchmark": (["benchmark", NAME, "--cards-dir", cards, "--n-examples", "0"], 2, {}),
         "adaptive": (["adaptive", NAME, "--cards-dir", cards, "--n-examples", "0"], 2, {}),
+        "certify": (["certify", NAME, "--cards-dir", cards, "--sigma", "0"], 2, {}),
+        "visualize": (["visualize", NAME, "--cards-dir", cards, "--n", "0"], 2, {}),
         "train": (  # missing data: also no run folder left behind
             ["train", "--recipe", TINY_RECIPE, "--out", str(root / "run"), "--data-dir", str(root / "no_data")]
             + ["--no-progress"],

@@ -1,0 +1,130 @@
+"""Figure 4: robust accuracy against eps. Each attack (AutoAttack ``rand`` on the deployed model, ``standard`` on
+the deterministic mode, the adaptive worst case) over a list of budgets on the same images, one curve each with
+its 95 % intervals; the gap between the curves is the gradient-masking signature.
+
+Each point is an :class:`~eee_zoo.viz.attack_runs.AttackRun` with its own figure: AutoAttack's counts (Clopper-
+Pearson), the adaptive worst case's per-draw accuracy (Clopper-Pearson at the fractional count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .attack_runs import AttackRun
+from .render import new_figure
+
+__all__ = ["EpsCurves", "eps_curves", "eps_curve_figure"]
+
+STYLES = {
+    "autoattack-rand": {"color": "#4c72b0", "marker": "o"},
+    "autoattack-standard-det": {"color": "#55a868", "marker": "s"},
+    "adaptive": {"color": "#c44e52", "marker": "D"},
+}
+LABEL_OFFSETS = {"autoattack-rand": (6, 5), "autoattack-standard-det": (6, -12), "adaptive": (-18, -12)}  # points
+
+
+@dataclasses.dataclass
+class EpsCurves:
+    """Per attack name, its runs in increasing eps."""
+
+    model_name: str
+    dataset: str
+    threat_model: str
+    n: int
+    seed: int
+    curves: dict[str, list[AttackRun]]
+    checks: dict[str, Any] = dataclasses.field(default_factory=dict)  # agreement with results files, per point
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "figure": "eps_curve", "model": self.model_name, "dataset": self.dataset,
+            "threat_model": self.threat_model, "n": self.n, "seed": self.seed,
+            "attacks": list(self.curves),  # the curves' order (JSON files are written with sorted keys)
+            "curves": {
+                name: [r.record() for r in runs] for name, runs in self.curves.items()
+            },
+            "results_file_checks": self.checks,
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EpsCurves:
+        """The data of a :meth:`record` (a figure's JSON), to draw it again."""
+        known = list(STYLES)  # a record without "attacks": the usual order
+        rank = {name: i for i, name in enumerate(known)}
+        order = record.get("attacks") or sorted(record["curves"], key=lambda a: (rank.get(a, len(known)), a))
+        curves = {name: [AttackRun.from_record(r) for r in record["curves"][name]] for name in order}
+        return cls(record["model"], record["dataset"], record["threat_model"], record["n"], record["seed"], curves,
+                   dict(record.get("results_file_checks") or {}))  # fmt: skip
+
+
+def eps_curves(
+    run: Callable[[str, float], AttackRun],
+    attacks: list[str],
+    eps_list: list[float],
+    *,
+    model_name: str,
+    dataset: str,
+    threat_model: str,
+    n: int,
+    seed: int,
+) -> EpsCurves:
+    """``run(attack, eps)`` for every attack and eps (in increasing eps), gathered into curves."""
+    curves = {a: [run(a, e) for e in sorted(eps_list)] for a in attacks}
+    return EpsCurves(model_name, dataset, threat_model, n, seed, curves)
+
+
+def _is_cut(run: AttackRun) -> bool:
+    """Whether AutoAttack ran with cut settings: itself, or as the adaptive suite's proposals."""
+    if run.name == "adaptive":
+        return bool(run.settings.get("autoattack_proposals") and run.settings.get("autoattack_overrides"))
+    return bool(run.settings.get("cut"))
+
+
+def eps_curve_figure(data: EpsCurves) -> Figure:
+    """One panel: robust accuracy (%) against eps (log scale, in /255 for Linf) per attack, with shaded 95 %
+    intervals, and the clean accuracy of the first attack as a dashed line."""
+    figure = new_figure(8.0, 5.2)
+    ax = figure.add_subplot(1, 1, 1)
+    linf = data.threat_model == "Linf"
+    scale = 255 if linf else 1
+    for name, runs in data.curves.items():
+        xs = np.array([r.eps * scale for r in runs])
+        ys = np.array([100 * r.robust["accuracy"] for r in runs])
+        lo = np.array([100 * r.robust["interval"][0] for r in runs])
+        hi = np.array([100 * r.robust["interval"][1] for r in runs])
+        style = STYLES.get(name, {"color": "#8172b3", "marker": "^"})
+        cut = any(_is_cut(r) for r in runs)
+        label = runs[0].title + (" (cut settings)" if cut else "")
+        ax.plot(xs, ys, label=label, linewidth=1.8, markersize=6, **style)
+        ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, linewidth=0)
+        dx, dy = LABEL_OFFSETS.get(name, (6, 5))
+        for x, y in zip(xs, ys):
+            offset = (dx, abs(dy)) if y < 8 else (dx, dy)  # near the axis: above the point, not on the tick labels
+            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=offset, fontsize=8,
+                        color=style["color"])  # fmt: skip
+    first = next(iter(data.curves.values()))[0]
+    clean = 100 * first.clean["accuracy"]
+    label = f"clean accuracy {clean:.0f} % (clean pass of {first.title})"
+    ax.axhline(clean, color="#555555", linestyle="--", linewidth=1, label=label)
+    ax.set_xscale("log", base=2)
+    ticks = sorted({r.eps * scale for runs in data.curves.values() for r in runs})
+    ax.set_xticks(ticks, [f"{t:g}/255" if linf else f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel(f"{data.threat_model} eps")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=9)
+    ax.set_title(
+        f"{data.model_name} ({data.dataset}): robust accuracy against eps, first {data.n} test images, seed "
+        f"{data.seed}\nAutoAttack: share of images robust (its own verdict); adaptive: per draw over fresh draws; "
+        "95 % bands",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return figure

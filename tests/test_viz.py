@@ -1,0 +1,322 @@
+"""The figures (eee_zoo.viz, `eee-zoo visualize`) on the tiny trained self-ensemble with cut attack settings.
+
+What is checked does not depend on attack strength: each figure has its panels, class maximisation raises the
+target's logit, the same seed gives the same images and PNG bytes, the JSON carries n, seed and intervals, and
+the command works offline on the embedded test slice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmarks.perf.tiny_model import train_tiny_model
+from benchmarks.results import check_card
+from eee_zoo import cli
+from eee_zoo.adaptive import Attack, adaptive_evaluate
+from eee_zoo.adaptive.surrogates import stochastic_mode
+from eee_zoo.cards import load_card, set_figures
+from eee_zoo.commands import visualize as visualize_command
+from eee_zoo.commands.visualize import figure_settings
+from eee_zoo.data import load_dataset
+from eee_zoo.evaluation import evaluate
+from eee_zoo.hub import export
+from eee_zoo.registry import card_folder
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("pyautoattack")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from eee_zoo.viz import (  # noqa: E402  (after the importorskip of the optional dependency)
+    CLASS_NAMES,
+    FIGURES,
+    AdaptiveSettings,
+    AttackRun,
+    ClassMaxSettings,
+    EpsCurves,
+    FigureSettings,
+    PerLayer,
+    PerLayerSettings,
+    adaptive_run,
+    autoattack_run,
+    class_index,
+    class_maximisation_figure,
+    eps_curve_figure,
+    eps_curves,
+    maximise_classes,
+    per_layer_figure,
+    per_layer_robustness,
+    png_bytes,
+    successful_attacks,
+    successful_attacks_figure,
+)
+from eee_zoo.viz.crosscheck import check_against_results  # noqa: E402
+from eee_zoo.viz.make import CURVE_ATTACKS, default_eps_list  # noqa: E402
+from eee_zoo.viz.render import new_figure  # noqa: E402
+from eee_zoo.viz.stats import count_accuracy  # noqa: E402
+
+EPS = 8 / 255
+N = 8
+# AutoAttack rand and standard cut to a few iterations (the attacks and their order are unchanged)
+FAST_AA = {
+    "apgd.n_iter": 3, "apgd.eot_iter": 2, "apgd_targeted.n_iter": 2, "apgd_targeted.n_target_classes": 1,
+    "fab.n_iter": 2, "fab.n_target_classes": 1, "square.n_queries": 5,
+}  # fmt: skip
+FAST_ADAPTIVE = AdaptiveSettings(
+    attacks=(Attack("pgd-mean", optimiser="pgd", n_iter=4),), autoattack=(), selection_draws=2, final_draws=2,
+    fresh_draws=4, batch_size=N,
+)  # fmt: skip
+FAST_MAX = ClassMaxSettings(starts=2, steps=6, draws=2, judge_draws=3)
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.set_num_threads(1)
+    return train_tiny_model().set_stochastic(True)
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    return load_dataset("cifar10", N)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("viz_state")
+
+
+@pytest.fixture(scope="module")
+def runs(model: nn.Module, state: Path) -> list[AttackRun]:
+    kw = {"eps": EPS, "seed": 0, "state_dir": state}
+    return [
+        autoattack_run(model, "autoattack-rand", N, "cifar10", "Linf", overrides=FAST_AA, **kw),
+        adaptive_run(model, N, "cifar10", "Linf", settings=FAST_ADAPTIVE, **kw),
+    ]
+
+
+def test_class_name_tables() -> None:
+    assert len(CLASS_NAMES["cifar10"]) == 10 and CLASS_NAMES["cifar10"][3] == "cat"
+    assert len(CLASS_NAMES["cifar100"]) == 100 and list(CLASS_NAMES["cifar100"]) == sorted(CLASS_NAMES["cifar100"])
+    assert class_index("CIFAR-100", "aquarium fish") == 1 and class_index("cifar10", "9") == 9
+    with pytest.raises(ValueError, match="unknown cifar10 class"):
+        class_index("cifar10", "apple")
+
+
+def test_successful_attacks_shows_broken_images_within_the_ball(model, images, runs) -> None:
+    x, y = images
+    data = successful_attacks(model, x, y, runs, dataset="cifar10", k=2, draws=3, seed=0, model_name="tiny")
+    figure = successful_attacks_figure(data)
+    assert len(figure.axes) == 2 * 3 * len(runs)  # k rows x (clean, adversarial, perturbation) per attack
+    titles = " ".join(ax.get_title() for ax in figure.axes)
+    for run in runs:
+        for example in data.examples[run.name]:
+            assert run.broken[example.index] and example.linf <= EPS + 1e-6
+            assert CLASS_NAMES["cifar10"][example.label] in titles
+    record = json.loads(json.dumps(data.record()))
+    rand = record["attacks"][0]
+    assert rand["robust"]["n"] == N and len(rand["robust"]["interval"]) == 2
+    assert rand["settings"]["cut"] == FAST_AA and rand["settings"]["seed"] == 0
+    assert record["attacks"][1]["robust"]["draws"] == FAST_ADAPTIVE.fresh_draws
+
+
+def test_class_maximisation_raises_the_target_logit_and_is_seeded(model) -> None:
+    first = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=3, model_name="tiny")
+    assert first.images.shape == (10, 2, 3, 32, 32)
+    rise = first.logit_end - first.logit_start  # the deterministic aggregate's target logit
+    assert rise.mean() > 0.1 and (rise > 0).float().mean() >= 0.8  # CrossMax's logits need not all rise each step
+    again = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=3, model_name="tiny")
+    other = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=4, model_name="tiny")
+    assert torch.equal(first.images, again.images) and not torch.equal(first.images, other.images)
+    figure = class_maximisation_figure(first, enlarge=3, note="no baseline")
+    assert len(figure.axes) == 2  # the grid of every class, one class enlarged
+    assert png_bytes(figure) == png_bytes(class_maximisation_figure(again, enlarge=3, note="no baseline"))
+    grid_labels = {t.get_text() for t in figure.axes[0].texts}
+    assert grid_labels == {name.replace("_", " ") for name in CLASS_NAMES["cifar10"]}
+    assert "cat" in figure.axes[1].get_title()
+
+
+def test_class_maximisation_beside_a_plain_baseline(model) -> None:
+    torch.manual_seed(0)
+    baseline = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()
+    ours = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=0, model_name="tiny")
+    theirs = maximise_classes(baseline, "cifar10", settings=FAST_MAX, seed=0, model_name="linear")
+    assert (theirs.logit_end > theirs.logit_start).all() and theirs.judge_draws == 1  # linear: every logit rises
+    figure = class_maximisation_figure(ours, theirs)
+    assert len(figure.axes) == 4
+
+
+def test_per_layer_has_every_predictor_and_the_aggregate(model, images) -> None:
+    x, y = images
+    settings = PerLayerSettings(n_iter=2, eval_draws=3)
+    data = per_layer_robustness(model, x, y, eps=EPS, seed=0, settings=settings, model_name="tiny")
+    assert list(data.accuracy) == [*model.predictor_names, "aggregate"]
+    for name, record in data.accuracy.items():
+        assert set(record) == ({"clean", "full"} if name == "aggregate" else {"clean", "full", "own"})
+        assert all(r["n"] == N and r["draws"] == 3 and r["interval"][0] <= r["accuracy"] for r in record.values())
+    figure = per_layer_figure(data)
+    assert len(figure.axes) == 1
+    assert len(figure.axes[0].patches) == 3 * model.num_predictors + 2  # 3 bars per predictor, 2 for the aggregate
+    assert [t.get_text() for t in figure.axes[0].get_legend().texts] == [
+        "clean", "attack vs the full model", "attack vs this predictor",
+    ]  # fmt: skip
+    again = per_layer_robustness(model, x, y, eps=EPS, seed=0, settings=settings, model_name="tiny")
+    assert again.accuracy == data.accuracy
+    # the JSON holds everything the figure draws: drawn again from it, the same bytes
+    recorded = PerLayer.from_record(json.loads(json.dumps(data.record(), sort_keys=True)))  # as written
+    assert png_bytes(per_layer_figure(recorded)) == png_bytes(figure)
+
+
+def test_eps_curve_and_the_results_file_check(runs, tmp_path: Path) -> None:
+    def run(name: str, eps: float) -> AttackRun:
+        base = runs[0] if name == "autoattack-rand" else runs[1]
+        return AttackRun(name, base.title, eps, base.x_adv, base.clean_right, base.broken, base.clean, base.robust,
+                         base.settings)  # fmt: skip
+
+    data = eps_curves(run, ["autoattack-rand", "adaptive"], [4 / 255, EPS], model_name="tiny", dataset="cifar10",
+                      threat_model="Linf", n=N, seed=0)  # fmt: skip
+    figure = eps_curve_figure(data)
+    assert len(figure.axes) == 1
+    legend = [t.get_text() for t in figure.axes[0].get_legend().texts]
+    assert len(legend) == 3 and legend[0].startswith("AutoAttack rand") and legend[2].startswith("clean accuracy")
+    record = json.loads(json.dumps(data.record()))
+    assert [p["eps_255"] for p in record["curves"]["autoattack-rand"]] == [4, 8]
+    written = json.loads(json.dumps(data.record(), sort_keys=True))  # as atomic_write_json writes it
+    assert png_bytes(eps_curve_figure(EpsCurves.from_record(written))) == png_bytes(figure)
+
+    assert count_accuracy([True, False, True, True])["interval"][1] < 1.0
+
+
+def test_runs_are_checked_against_results_files_of_the_same_configuration(
+    model, runs, state: Path, tmp_path: Path
+) -> None:
+    """The library's own results records (``to_dict()``, what benchmarks/results.py and benchmarks/adaptive.py write)
+    of the same configuration agree image by image; a changed image, or another configuration, is told apart."""
+    with stochastic_mode(model, True):
+        autoattack = evaluate(model, N, "cifar10", "Linf", version="rand", eps=EPS, seed=0, batch_size=500,
+                              attack_overrides=FAST_AA, interval="clopper-pearson", progress=False,
+                              state_path=state / "autoattack")  # fmt: skip
+    adaptive = adaptive_evaluate(
+        model, N, "cifar10", "Linf", eps=EPS, seed=0, attacks=list(FAST_ADAPTIVE.attacks), autoattack=(),
+        selection_draws=2, final_draws=2, fresh_draws=4, batch_size=N, state_dir=state, progress=False,
+    )  # fmt: skip
+    for run, result, robust_key in zip(runs, (autoattack, adaptive), ("robust_correct", "robust")):
+        folder = tmp_path / run.name
+        folder.mkdir()
+        record = result.to_dict()
+        (folder / "result.json").write_text(json.dumps(record))
+        (folder / "other.json").write_text(json.dumps({**record, "seed": 1}))
+        check = check_against_results(run, folder)
+        assert check == {"results_file": "result.json", "compared": sorted(run.settings["fingerprint"]),
+                         "differ": [], "agree": True}  # fmt: skip
+        if robust_key == "robust_correct":  # AutoAttack: one more image robust than the run found
+            record = {**record, "robust_correct": record["robust_correct"] + 1}
+        else:  # adaptive: one more fresh hit on the first image
+            hits = list(record["robust"]["fresh_hits"])
+            hits[0] += 1
+            record = {**record, "robust": {**record["robust"], "fresh_hits": hits}}
+        (folder / "result.json").write_text(json.dumps(record))
+        changed = check_against_results(run, folder)
+        assert changed is not None and not changed["agree"] and len(changed["differ"]) == 1
+        (folder / "result.json").write_text(json.dumps({**record, "eps": 4 / 255}))
+        assert check_against_results(run, folder) is None  # no results file of this configuration
+
+
+def test_command_defaults_are_the_library_defaults() -> None:
+    """The parser (built without matplotlib) repeats the library's names and defaults: they must agree."""
+    args = cli.build_parser().parse_args(["visualize", "X"])
+    assert figure_settings(args) == FigureSettings()
+    assert visualize_command.FIGURES == tuple(FIGURES) and visualize_command.CURVE_ATTACKS == CURVE_ATTACKS
+    assert [e * 255 for e in default_eps_list("Linf")] == pytest.approx([1, 2, 4, 8, 16])
+    with pytest.raises(SystemExit):  # an unknown AutoAttack setting is a usage error, before any model is loaded
+        cli.build_parser().parse_args(["visualize", "X", "--autoattack-cut", "apgd.n_iters=3"])
+
+
+def test_visualize_command_offline_on_the_embedded_slice(
+    model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.delenv("EEE_ZOO_DATA", raising=False)  # the slice shipped in the package
+    cards = tmp_path / "cards"
+    export(model, "Tiny-Viz", card_folder("Tiny-Viz", cards_dir=cards), training={"recipe": "r.yaml", "seed": 1})
+    out = tmp_path / "figures"
+    cuts = [f"{k}={v}" for k, v in FAST_AA.items()]
+    argv = [
+        "visualize", "Tiny-Viz", "--cards-dir", str(cards), "--out", str(out), "--n", "6", "--k", "1",
+        "--draws", "2", "--eps-list", "4/255", "8/255", "--autoattack-cut", *cuts, "--autoattack",
+        "--preset", "quick", "--selection-draws", "2", "--fresh-draws", "2", "--final-draws", "0",
+        "--batch-size", "6", "--starts", "1", "--steps", "2", "--max-draws", "1", "--enlarge", "cat",
+        "--layer-iters", "2", "--layer-eval-draws", "2", "--state-dir", str(tmp_path / "state"),
+        "--results-dir", str(tmp_path / "no-results"),
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    stems = ("successful_attacks", "class_maximisation", "per_layer", "eps_curve")
+    first = {stem: (out / f"{stem}.png").read_bytes() for stem in stems}
+    for stem in stems:
+        assert first[stem].startswith(b"\x89PNG\r\n\x1a\n")
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["model"] == "Tiny-Viz" and record["n"] == 6 and record["seed"] == 0
+        assert record["command"].startswith("eee-zoo visualize Tiny-Viz --cards-dir")
+        assert "--n 6 " in record["command"] and "--seed 0 " in record["command"]
+        assert record["data"]["source"] == "eee_zoo.data.load_dataset" and len(record["data"]["sha256"]) == 64
+    assert "--autoattack-cut apgd.n_iter=3 apgd.eot_iter=2" in record["command"]
+    rand = json.loads((out / "successful_attacks.json").read_text())["attacks"][0]
+    assert rand["settings"]["identity"]["data.sha256"] == record["data"]["sha256"]  # the same images throughout
+    curve = json.loads((out / "eps_curve.json").read_text())["curves"]
+    assert set(curve) == {"autoattack-rand", "autoattack-standard-det", "adaptive"}
+    assert all(len(points) == 2 for points in curve.values())
+    assert json.loads((out / "class_maximisation.json").read_text())["baseline"] is None
+    assert str(out / "eps_curve.png") in capsys.readouterr().out
+    assert cli.main(argv) == 0  # again, from the kept attack states: the same bytes
+    assert {stem: (out / f"{stem}.png").read_bytes() for stem in stems} == first
+
+
+def test_cards_show_the_figures_with_links_that_work_on_the_hub(model, tmp_path: Path) -> None:
+    cards = tmp_path / "cards"
+    folder = card_folder("Tiny-Fig", cards_dir=cards)
+    export(model, "Tiny-Fig", folder, training={"recipe": "r.yaml", "seed": 1})
+    before = (folder / "README.md").read_text()
+    figures = tmp_path / "figures" / "Tiny-Fig"
+    figures.mkdir(parents=True)
+    for stem in ("eps_curve", "per_layer"):
+        (figures / f"{stem}.png").write_bytes(png_bytes(titled_figure(stem)))
+        (figures / f"{stem}.json").write_text(json.dumps({"command": f"eee-zoo visualize Tiny-Fig --what {stem}"}))
+    copies = set_figures(folder, figures)
+    assert [c.name for c in copies] == ["per_layer.png", "eps_curve.png"]  # the caption table's order
+    assert all(c.read_bytes() == (figures / c.name).read_bytes() for c in copies)
+    text = (folder / "README.md").read_text()
+    assert "](figures/per_layer.png)" in text and "](figures/eps_curve.png)" in text  # relative to the card
+    assert "eee-zoo visualize Tiny-Fig --what eps_curve" in text
+    assert text.index("## Figures") < text.index("## Limitations")
+    assert load_card(folder).name == "Tiny-Fig" and check_card(folder / "README.md", tmp_path) == []
+    assert set_figures(folder, figures) == copies and (folder / "README.md").read_text() == text  # idempotent
+    (figures / "eps_curve.png").unlink()
+    set_figures(folder, figures)
+    assert (
+        not (folder / "figures" / "eps_curve.png").exists()
+        and "eps_curve.png" not in (folder / "README.md").read_text()
+    )
+    set_figures(folder, None)  # no figures: no section, no copies
+    assert (folder / "README.md").read_text() == before and not (folder / "figures").exists()
+
+
+def titled_figure(title: str) -> Figure:
+    figure = new_figure(2, 1)
+    figure.suptitle(title)
+    return figure
+
+
+def test_zoo_cards_show_exactly_the_committed_figures() -> None:
+    """A zoo card shows figures iff benchmarks/figures/<Name>/ holds them, with byte-identical copies beside it."""
+    root = Path(__file__).resolve().parents[1]
+    for card in sorted((root / "model_cards").glob("*/*/*/README.md")):
+        source = root / "benchmarks" / "figures" / card.parent.name
+        pngs = sorted(p.name for p in source.glob("*.png")) if source.is_dir() else []
+        text = card.read_text()
+        assert ("## Figures" in text) == bool(pngs), f"{card}: run python -m benchmarks.figures.cards"
+        for name in pngs:
+            copy = card.parent / "figures" / name
+            assert f"](figures/{name})" in text and copy.read_bytes() == (source / name).read_bytes(), copy
