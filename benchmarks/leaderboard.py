@@ -123,7 +123,8 @@ def best_known(
 
     Candidates: ``result`` itself (AutoAttack) and every worst-case adaptive result in ``adaptive`` (``(results
     file, dict)``; others are ignored) for the same checkpoint, dataset, threat model and eps, by its per-draw
-    figure (the one comparable with AutoAttack's one draw per image). Values in percent, floored; intervals widened
+    figure (the one comparable with AutoAttack's one draw per image); an adaptive run with a larger run of the same
+    configuration (whose first images it is) is not a candidate. Values in percent, floored; intervals widened
     outwards. A tie keeps AutoAttack's figure.
     """
     n = result["n_examples"]
@@ -137,10 +138,11 @@ def best_known(
         "results_file": results_file,
         "adaptive_results": 0,  # worst-case adaptive evaluations compared
     }
-    for ref, r in adaptive:
-        if not is_worst_case(r) or not _same_checkpoint(r, result):
-            continue
+    candidates = [(ref, r) for ref, r in adaptive if is_worst_case(r) and _same_checkpoint(r, result)]
+    for ref, r in candidates:
         best["adaptive_results"] += 1
+        if _superseded(r, candidates):
+            continue
         value = _fraction_floor(_per_draw(r["robust"], r["n_examples"], r["fresh_draws"]))
         if value < best["value"]:
             best = {
@@ -155,6 +157,16 @@ def best_known(
                 "results_file": ref,
             }
     return best
+
+
+def _superseded(r: dict[str, Any], candidates: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+    """Whether a larger run of ``r``'s configuration exists: its first images and seeds are ``r``'s (batches are
+    seeded on their own), so ``r`` is a subset of it; taking the lower of the two would pick the noisier figure."""
+    same = ("preset", "seed", "batch_size", "selection_draws", "final_draws", "fresh_draws", "autoattack", "cascade")
+    return any(
+        o["n_examples"] > r["n_examples"] and all(o.get(k) == r.get(k) for k in same) and o["attacks"] == r["attacks"]
+        for _, o in candidates
+    )
 
 
 def _best_known_text(best: dict[str, Any]) -> str:

@@ -501,7 +501,9 @@ def best_known_result(results: Sequence[dict[str, Any]], stochastic_inference: b
 
     Candidates: AutoAttack results in the deployed inference mode (or with no mode recorded) and the adaptive
     suite's per-draw worst cases (the figure comparable with AutoAttack's one draw per image). Every-draw figures
-    count something else (right on all F draws) and are left out. Ties go to the larger n. None without candidates.
+    count something else (right on all F draws) and are left out, and so is a worst case with a larger run of the
+    same configuration (its first images: the lower of the two would be the noisier). Ties go to the larger n.
+    None without candidates.
     """
     candidates = [
         r
@@ -512,7 +514,18 @@ def best_known_result(results: Sequence[dict[str, Any]], stochastic_inference: b
             or (result_suite(r) == "autoattack" and r.get("stochastic") in (None, stochastic_inference))
         )
     ]
-    return min(candidates, key=lambda r: (r["value"], -r.get("images", r["n_examples"])), default=None)
+
+    def images(r: dict[str, Any]) -> int:
+        return r.get("images", r["n_examples"])
+
+    def superseded(r: dict[str, Any]) -> bool:  # a larger run of the same configuration holds r's images and seeds
+        same = ("version", "seed", "fresh_draws", "selection_draws", "final_draws", "norm", "eps")
+        return _is_worst_case(r) and any(
+            _is_worst_case(o) and images(o) > images(r) and all(o.get(k) == r.get(k) for k in same) for o in candidates
+        )
+
+    candidates = [r for r in candidates if not superseded(r)]
+    return min(candidates, key=lambda r: (r["value"], -images(r)), default=None)
 
 
 # ---------------------------------------------------------------------------------------------- body

@@ -149,6 +149,22 @@ def test_best_known_is_the_lowest_figure_on_the_deployed_model() -> None:
     assert best_known_result([rand, det], stochastic_inference=True) is rand  # another inference mode
     assert per_draw["value"] == 20.0 and every_draw["value"] == 0.0
     assert best_known_result([rand, det, per_draw, every_draw], stochastic_inference=True) is per_draw
+    larger, _ = (  # 22 % on 200 images, the first 100 being per_draw's: the larger run is the figure
+        validate_result(r) for r in adaptive_card_results(worst_case([1] * 180 + [2] * 20, {}, fresh_draws=5), "y.json")
+    )
+    assert best_known_result([rand, per_draw, larger], stochastic_inference=True) is larger
+
+
+def test_a_larger_run_of_the_same_configuration_replaces_its_first_images() -> None:
+    from benchmarks.leaderboard import best_known
+
+    rand = json.loads(RAND.read_text())
+    small = worst_case([1] * 100, {}, fresh_draws=5)  # 20 % per draw on the first 100 images
+    large = worst_case([1] * 180 + [2] * 20, {}, fresh_draws=5)  # 22 % on 200 images (rand: 25 %), first 100 same
+    best = best_known(rand, [("small.json", small), ("large.json", large)])
+    assert best["results_file"] == "large.json" and best["adaptive_results"] == 2
+    other = worst_case([1] * 100, {}, fresh_draws=5, preset="quick")  # another configuration still counts
+    assert best_known(rand, [("quick.json", other), ("large.json", large)])["results_file"] == "quick.json"
 
 
 # ============================================================================================ leaderboard
