@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 __all__ = [
+    "add_run_arguments",
     "CHECKOUT_ROOT", "COMMANDS_DIR", "add_checkout_to_path", "add_card_arguments", "dataset_arg",
     "nonnegative_int", "positive_int", "require_source_checkout", "threat_model_arg",
 ]  # fmt: skip
@@ -96,3 +97,19 @@ def add_card_arguments(parser: argparse.ArgumentParser, *, filters: bool = False
     parser.add_argument(
         "--cards-dir", metavar="DIR", help="model cards root (default: $EEE_ZOO_CARDS or the repository's model_cards/)"
     )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, unit: str, state_env: str, cache: str, fresh: str) -> None:
+    """``--device``, ``--data-dir``, ``--state-dir`` and ``--fresh`` of a resumable run (``unit``: what is kept
+    finished, e.g. "batches"; ``cache``: the default folder under ~/.cache/eee_zoo; ``fresh``: the option's help)."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    parser.add_argument(
+        "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help=f"finished {unit} are kept here and a rerun resumes from them (default: ${state_env}, else "
+        f"~/.cache/eee_zoo/{cache})",
+    )
+    parser.add_argument("--fresh", action="store_true", help=fresh)

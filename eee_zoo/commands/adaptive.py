@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, nonnegative_int, positive_int
+from . import add_card_arguments, add_run_arguments, nonnegative_int, positive_int
 
 HELP = "Worst case over adaptive attacks (surrogates, EOT, single predictors, AutoAttack's examples), many draws."
 ENV_STATE_DIR = "EEE_ZOO_STATE_DIR"
@@ -86,17 +86,13 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         help="images attacked together; draws and random starts are seeded per batch, so it is part of the "
         "configuration (default: %(default)s)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
-    parser.add_argument(
-        "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
+    add_run_arguments(
+        parser,
+        unit="batches",
+        state_env=ENV_STATE_DIR,
+        cache="adaptive",
+        fresh="ignore stored batches and attack from the start",
     )
-    parser.add_argument(
-        "--state-dir",
-        default=None,
-        help=f"finished batches are kept here and a rerun resumes from them (default: ${ENV_STATE_DIR}, else "
-        "~/.cache/eee_zoo/adaptive)",
-    )
-    parser.add_argument("--fresh", action="store_true", help="ignore stored batches and attack from the start")
 
 
 def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:

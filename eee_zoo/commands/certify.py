@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, nonnegative_int, positive_int
+from . import add_card_arguments, add_run_arguments, nonnegative_int, positive_int
 
 HELP = "Certified L2 accuracy by randomized smoothing (Cohen et al. 2019; several --sigma: multi-scale cascade)."
 ENV_STATE_DIR = "EEE_ZOO_STATE_DIR"
@@ -85,17 +85,13 @@ def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
         help="noisy copies per forward pass; it orders the draws, so it is part of the configuration "
         "(default: %(default)s)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
-    parser.add_argument(
-        "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
+    add_run_arguments(
+        parser,
+        unit="images",
+        state_env=ENV_STATE_DIR,
+        cache="certify",
+        fresh="ignore stored images and certify from the start",
     )
-    parser.add_argument(
-        "--state-dir",
-        default=None,
-        help=f"finished images are kept here and a rerun resumes from them (default: ${ENV_STATE_DIR}, else "
-        "~/.cache/eee_zoo/certify)",
-    )
-    parser.add_argument("--fresh", action="store_true", help="ignore stored images and certify from the start")
 
 
 def certify_kwargs(args: argparse.Namespace) -> dict[str, Any]:
