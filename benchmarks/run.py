@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo.adaptive import AdaptiveResult
-from eee_zoo.commands import nonnegative_int, positive_int
+from eee_zoo.commands import default_state_dir, nonnegative_int, positive_int
 from eee_zoo.evaluation import (
     DEFAULT_BATCH_SIZE,
     VERSIONS,
@@ -37,20 +37,9 @@ from .checkpoints import selected_checkpoints
 from .results import RESULTS_DIR, card_results, examples_path, results_file_reference, save_result
 
 __all__ = [
-    "add_evaluation_arguments", "build_parser", "default_state_dir", "evaluation_kwargs", "main", "parse_eps",
+    "add_evaluation_arguments", "build_parser", "evaluation_kwargs", "main", "parse_eps",
     "run_one", "save_examples", "selected_checkpoints",
 ]  # fmt: skip
-
-STATE_ENV = "EEE_ZOO_STATE_DIR"
-
-
-def default_state_dir() -> Path:
-    """``$EEE_ZOO_STATE_DIR``, else ``$XDG_CACHE_HOME/eee_zoo/autoattack`` (``~/.cache/...``)."""
-    env = os.environ.get(STATE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "eee_zoo" / "autoattack"
 
 
 def parse_eps(value: str) -> float:
@@ -115,7 +104,7 @@ def run_one(
         seed=seed,
         device=device,
         data_dir=data_dir,
-        state_path=state_dir if state_dir is not None else default_state_dir(),
+        state_path=state_dir if state_dir is not None else default_state_dir("autoattack"),
         fresh=fresh,
         allow_stochastic_standard=allow_stochastic_standard,
         progress=progress,
@@ -202,7 +191,7 @@ def add_evaluation_arguments(
     if results_dir:
         parser.add_argument("--results-dir", default=None, help=f"results root (default: {RESULTS_DIR})")
     parser.add_argument(
-        "--state-dir", default=None, help=f"resumable AutoAttack state (default: {default_state_dir()})"
+        "--state-dir", default=None, help=f"resumable AutoAttack state (default: {default_state_dir('autoattack')})"
     )
     parser.add_argument(
         "--fresh", action="store_true", help="discard a saved state of this configuration and attack from the start"

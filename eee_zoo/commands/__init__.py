@@ -8,10 +8,13 @@ of the installed package.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 __all__ = [
+    "STATE_ENV",
+    "default_state_dir",
     "add_run_arguments",
     "CHECKOUT_ROOT", "COMMANDS_DIR", "add_checkout_to_path", "add_card_arguments", "dataset_arg",
     "nonnegative_int", "positive_int", "require_source_checkout", "threat_model_arg",
@@ -99,9 +102,21 @@ def add_card_arguments(parser: argparse.ArgumentParser, *, filters: bool = False
     )
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, *, unit: str, state_env: str, cache: str, fresh: str) -> None:
+STATE_ENV = "EEE_ZOO_STATE_DIR"
+
+
+def default_state_dir(kind: str) -> Path:
+    """Where a resumable run of ``kind`` ("autoattack", "adaptive", "certify") keeps its state: ``$EEE_ZOO_STATE_DIR``,
+    else ``$XDG_CACHE_HOME/eee_zoo/<kind>`` (``~/.cache/...``); each configuration gets its own subfolder there."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eee_zoo" / kind
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, unit: str, cache: str, fresh: str) -> None:
     """``--device``, ``--data-dir``, ``--state-dir`` and ``--fresh`` of a resumable run (``unit``: what is kept
-    finished, e.g. "batches"; ``cache``: the default folder under ~/.cache/eee_zoo; ``fresh``: the option's help)."""
+    finished, e.g. "batches"; ``cache``: its kind of :func:`default_state_dir`; ``fresh``: the option's help)."""
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument(
         "--data-dir", help="data root holding <dataset>/<split>.npz (default: $EEE_ZOO_DATA, else the embedded slice)"
@@ -109,7 +124,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, unit: str, state_env: 
     parser.add_argument(
         "--state-dir",
         default=None,
-        help=f"finished {unit} are kept here and a rerun resumes from them (default: ${state_env}, else "
+        help=f"finished {unit} are kept here and a rerun resumes from them (default: ${STATE_ENV}, else "
         f"~/.cache/eee_zoo/{cache})",
     )
     parser.add_argument("--fresh", action="store_true", help=fresh)

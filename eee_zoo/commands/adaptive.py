@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, add_run_arguments, nonnegative_int, positive_int
+from . import add_card_arguments, add_run_arguments, default_state_dir, nonnegative_int, positive_int
 
 HELP = "Worst case over adaptive attacks (surrogates, EOT, single predictors, AutoAttack's examples), many draws."
-ENV_STATE_DIR = "EEE_ZOO_STATE_DIR"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-examples", type=positive_int, default=100, help="the first N test images (default: 100)")
     add_attack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
-
-
-def default_state_dir() -> Path:
-    """Where finished batches are kept for resuming: ``$EEE_ZOO_STATE_DIR``, else ``$XDG_CACHE_HOME/eee_zoo/adaptive``
-    (``~/.cache/...``); each configuration gets its own subfolder, keyed by all its settings."""
-    if os.environ.get(ENV_STATE_DIR):
-        return Path(os.environ[ENV_STATE_DIR])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eee_zoo" / "adaptive"
 
 
 def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +79,6 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(
         parser,
         unit="batches",
-        state_env=ENV_STATE_DIR,
         cache="adaptive",
         fresh="ignore stored batches and attack from the start",
     )
@@ -97,7 +86,7 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
 
 def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`eee_zoo.adaptive.adaptive_evaluate` from :func:`add_attack_arguments` options."""
-    state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir()
+    state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir("adaptive")
     return {
         "preset": args.preset,
         "autoattack": args.autoattack,

@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, add_run_arguments, nonnegative_int, positive_int
+from . import add_card_arguments, add_run_arguments, default_state_dir, nonnegative_int, positive_int
 
 HELP = "Certified L2 accuracy by randomized smoothing (Cohen et al. 2019; several --sigma: multi-scale cascade)."
-ENV_STATE_DIR = "EEE_ZOO_STATE_DIR"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +45,6 @@ def nonnegative_float(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
     return value
-
-
-def default_state_dir() -> Path:
-    """Where finished images are kept for resuming: ``$EEE_ZOO_STATE_DIR``, else ``~/.cache/eee_zoo/certify``."""
-    if os.environ.get(ENV_STATE_DIR):
-        return Path(os.environ[ENV_STATE_DIR])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eee_zoo" / "certify"
 
 
 def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +79,6 @@ def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(
         parser,
         unit="images",
-        state_env=ENV_STATE_DIR,
         cache="certify",
         fresh="ignore stored images and certify from the start",
     )
@@ -100,7 +90,7 @@ def certify_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         args._parser.error(f"argument --alpha: expected a number in (0, 0.5), got {args.alpha}")
     if len(set(args.sigma)) != len(args.sigma):
         args._parser.error(f"argument --sigma: values must be distinct, got {args.sigma}")
-    state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir()
+    state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir("certify")
     return {
         "sigma": args.sigma if len(args.sigma) > 1 else args.sigma[0],
         "n0": args.n0,
