@@ -31,7 +31,9 @@ from .checkpoints import add_checkpoint_arguments, score_checkpoints
 from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag
 from .run import parse_eps, save_examples
 
-__all__ = ["adaptive_path", "iter_adaptive", "main", "save_adaptive"]
+__all__ = ["adaptive_path", "iter_adaptive", "judging", "main", "save_adaptive"]
+
+logger = logging.getLogger(__name__)
 
 
 def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None) -> Path:
@@ -40,9 +42,10 @@ def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", result["model_name"])
     name = f"{result['preset']}_eps{eps_tag(result['eps'], result['threat_model'])}_n{result['n_examples']}"
     name += f"_seed{result['seed']}"
+    settings = {**judging(result), "batch_size": result["batch_size"]}
     for key, default in (*DEFAULT_DRAWS.items(), ("batch_size", DEFAULT_BATCH_SIZE)):
-        if result[key] != default:
-            name += f"_{key.replace('_', '')}{result[key]}"
+        if settings[key] != default:
+            name += f"_{key.replace('_', '')}{settings[key]}"
     if result["autoattack"] != list(AUTOATTACK_PROPOSALS):
         name += "_aa-" + ("+".join(result["autoattack"]) or "none")
     if result["cascade"]:
@@ -51,8 +54,17 @@ def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None)
     return root / result["dataset"] / result["threat_model"] / safe / "adaptive" / name
 
 
+def judging(result: dict[str, Any]) -> dict[str, int]:
+    """How a result's attacks were judged: its draws (``tie_draws`` 0 in files from before ties were settled)."""
+    return {key: int(result.get(key) or 0) for key in DEFAULT_DRAWS}
+
+
 def save_adaptive(result: AdaptiveResult, results_dir: str | Path | None = None) -> Path:
-    """Write the result and its summary atomically; refuse to replace a stored result this run did not reproduce."""
+    """Write the result and its summary atomically; refuse to replace a stored result this run did not reproduce.
+
+    A stored file of the same attacks judged with other draws (a file from before ``tie_draws`` existed: the name
+    leaves out the default draws) is replaced, not compared: judging the same attacks again supersedes the old
+    judgement (one figure per attack stage, never the lower of two), and git keeps the old one."""
     if result.data.get("source") != "eee_zoo.data.load_dataset":
         raise ResultsError("adaptive results files hold evaluations on images loaded by eee_zoo.data.load_dataset")
     if result.autoattack_overrides:
@@ -62,7 +74,9 @@ def save_adaptive(result: AdaptiveResult, results_dir: str | Path | None = None)
     if path.exists():
         old = json.loads(path.read_text())
         now = json.loads(json.dumps({"robust": data["robust"], "chosen": data["chosen"]}))  # tuples as stored
-        if old.get("robust") != now["robust"] or old.get("chosen") != now["chosen"]:
+        if judging(old) != judging(data):
+            logger.info("%s: replacing a judgement with draws %s by one with %s", path, judging(old), judging(data))
+        elif old.get("robust") != now["robust"] or old.get("chosen") != now["chosen"]:
             raise ResultsError(
                 f"{path}: this rerun did not reproduce the stored per-image counts (per draw "
                 f"{old.get('robust', {}).get('per_draw')} there, {data['robust']['per_draw']} now); "

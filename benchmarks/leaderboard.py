@@ -162,7 +162,8 @@ def best_known(
 def _superseded(r: dict[str, Any], candidates: Sequence[tuple[str, dict[str, Any]]]) -> bool:
     """Whether a larger run of ``r``'s configuration exists: its first images and seeds are ``r``'s (batches are
     seeded on their own), so ``r`` is a subset of it; taking the lower of the two would pick the noisier figure."""
-    same = ("preset", "seed", "batch_size", "selection_draws", "final_draws", "fresh_draws", "autoattack", "cascade")
+    same = ("preset", "seed", "batch_size", "selection_draws", "final_draws", "tie_draws", "fresh_draws")
+    same += ("autoattack", "cascade")
     return any(
         o["n_examples"] > r["n_examples"] and all(o.get(k) == r.get(k) for k in same) and o["attacks"] == r["attacks"]
         for _, o in candidates
@@ -380,7 +381,10 @@ def render_adaptive(
                 + (" (cascade)" if r.get("cascade") else ""),
                 str(n),
                 str(r["seed"]),
-                f"{r['selection_draws']}" + (f" + {r['final_draws']}" if r.get("final_draws") else "") + f" / {draws}",
+                f"{r['selection_draws']}"
+                + (f" + {r['final_draws']}" if r.get("final_draws") else "")
+                + (f" (+{r['tie_draws']} ties)" if r.get("tie_draws") else "")
+                + f" / {draws}",
                 f"{_fraction_floor(_per_draw(r['clean'], n, draws)):.2f}",
                 "-" if rand is None else f"{percent_floor(rand['robust_correct'], rand['n_examples']):.2f}",
                 f"**{_fraction_floor(_per_draw(robust, n, draws)):.2f}** {_interval_text(robust['per_draw_interval'])}",

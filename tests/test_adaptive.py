@@ -38,7 +38,7 @@ FAST = (
     Attack("apgd-ce-det", surrogate="deployed", n_iter=3),
     Attack("pgd-mean-eot", surrogate="mean", draws=2, optimiser="pgd", n_iter=4, record_every=2),
 )
-DRAWS = {"selection_draws": 3, "final_draws": 6, "fresh_draws": 4, "batch_size": 8}
+DRAWS = {"selection_draws": 3, "final_draws": 6, "tie_draws": 12, "fresh_draws": 4, "batch_size": 8}
 EPS = 8 / 255
 
 
@@ -120,7 +120,7 @@ def test_adding_an_attack_never_raises_any_images_selection_score(model: SelfEns
     two = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
     assert one.per_attack[0].selection_hits == two.per_attack[0].selection_hits  # attack seeds do not depend on order
     assert all(b <= a for a, b in zip(one.robust.selection_hits, two.robust.selection_hits))
-    assert sum(two.robust.fresh_hits) < sum(two.clean.fresh_hits)
+    assert sum(two.per_attack[1].selection_hits) < sum(two.clean.selection_hits)  # the attacks do break images
 
 
 def test_the_final_stage_keeps_the_finalist_with_fewest_final_hits(model: SelfEnsemble, data) -> None:
@@ -137,6 +137,44 @@ def test_the_final_stage_keeps_the_finalist_with_fewest_final_hits(model: SelfEn
     with pytest.raises(ValueError, match="different seeds"):
         WorstCase(model, x, y, selection_draws=2, selection_seed=1, fresh_draws=3, fresh_seed=2, final_draws=4,
                   final_seed=2)  # fmt: skip
+
+
+class RareOrNever(nn.Module):
+    """Class 0 below mean brightness 0.5; from 0.5 to 0.7 right on about 11 % of draws with a low mean true-class
+    probability (about 0.2); from 0.7 never right, though with true-class probability 0.45: the probability
+    tie-break prefers the proposal the model gets right more often."""
+
+    stochastic = True
+
+    def set_stochastic(self, on: bool) -> RareOrNever:
+        return self
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        noise = 2 * torch.randn(len(x), generator=generator)
+        rare = torch.stack([noise, torch.full_like(m, 2.5)], dim=1)
+        never = torch.tensor([0.0, 0.2]).expand(len(x), 2)
+        clean = torch.tensor([5.0, 0.0]).expand(len(x), 2)
+        return torch.where((m < 0.5)[:, None], clean, torch.where((m < 0.7)[:, None], rare, never))
+
+
+def test_ties_on_the_final_draws_are_settled_on_further_draws() -> None:
+    x, y = torch.full((16, 3, 2, 2), 0.4), torch.zeros(16, dtype=torch.long)
+
+    def chosen(tie_draws: int) -> WorstCase:
+        worst = WorstCase(RareOrNever(), x, y, selection_draws=2, selection_seed=1, fresh_draws=3, fresh_seed=2,
+                          final_draws=6, final_seed=3, tie_draws=tie_draws)  # fmt: skip
+        worst.offer("rare", "p", torch.full_like(x, 0.6))
+        worst.offer("never", "p", torch.full_like(x, 0.8))
+        worst.offer("clean-again", "p", x.clone())  # the clean image again: not a second finalist
+        worst.finalize()
+        return worst
+
+    coin, settled = chosen(0), chosen(60)
+    assert "rare/p" in coin.overall.source  # 0 of 6 for both: the probability tie-break picks the rare one
+    assert settled.overall.source == ["never/p"] * 16  # further draws tell the never-right one apart
+    assert torch.equal(coin.overall.selection_hits, settled.overall.selection_hits)  # the first final draws' min
+    assert (settled.overall.selection_hits == 0).all()
 
 
 def test_selection_and_fresh_draws_differ(model: SelfEnsemble, data) -> None:
@@ -301,7 +339,8 @@ def test_judging_again_on_other_draws_reuses_the_attacks(model: SelfEnsemble, da
     more = {"final_draws": DRAWS["final_draws"] + 5, "fresh_draws": DRAWS["fresh_draws"] + 3}
     again = adaptive_evaluate(model, 16, state_dir=tmp_path, **{**kw, **more})
     assert sorted(tmp_path.glob("*/batch*.json")) == files  # the same attack stage: no new state folder
-    assert all(len(json.loads(f.read_text())["batch"]["judged"]) == 2 for f in files)  # one judgement per draws
+    keys = {"final6_tie12_fresh4", "final11_tie12_fresh7"}  # one judgement per draws
+    assert all(set(json.loads(f.read_text())["batch"]["judged"]) == keys for f in files)
     direct = adaptive_evaluate(model, 16, **{**kw, **more})  # no state: attacks run anew
     assert _counts(again) == _counts(direct)
     assert torch.equal(again.x_adv, direct.x_adv) and not torch.equal(first.x_adv, first.x_adv.new_zeros(()))
@@ -345,3 +384,7 @@ def test_a_results_file_is_replaced_only_by_a_run_that_reproduces_it(model: Self
     path.write_text(json.dumps(stored))
     with pytest.raises(ResultsError, match="did not reproduce"):
         save_adaptive(result, tmp_path)
+    stored.pop("tie_draws")  # a file from before ties were settled: the same attacks judged otherwise
+    path.write_text(json.dumps(stored))
+    assert save_adaptive(result, tmp_path) == path  # superseded by the new judgement, not compared with it
+    assert json.loads(path.read_text())["robust"] == json.loads(json.dumps(result.to_dict()["robust"]))

@@ -49,7 +49,7 @@ from .worst_case import CLEAN, Tally, WorstCase
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_DRAWS", "adaptive_evaluate"]
 
 DEFAULT_BATCH_SIZE = 100
-DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 200, "fresh_draws": 50}
+DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 200, "tie_draws": 800, "fresh_draws": 50}
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggregate")
 STATE_FORMAT = 2  # 1: judged draws in the key, one judgement per file
 
@@ -70,6 +70,7 @@ def adaptive_evaluate(
     selection_draws: int = DEFAULT_DRAWS["selection_draws"],
     fresh_draws: int = DEFAULT_DRAWS["fresh_draws"],
     final_draws: int = DEFAULT_DRAWS["final_draws"],
+    tie_draws: int = DEFAULT_DRAWS["tie_draws"],
     cascade: bool = False,
     autoattack_overrides: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -89,7 +90,8 @@ def adaptive_evaluate(
     (``rand`` on the deployed model, ``standard-det`` on the deterministic mode; ``()`` for none). Each image keeps
     the proposal the deployed model gets right on fewest of ``selection_draws`` draws, scored on ``fresh_draws``
     other draws; with ``final_draws`` (0: off) each attack's finalist is judged again on that many further draws and
-    the image keeps the finalist with fewest hits there (see :mod:`~eee_zoo.adaptive.worst_case`).
+    the image keeps the finalist with fewest hits there; finalists tied there are judged on up to ``tie_draws``
+    further draws, in rounds of ``final_draws`` (see :mod:`~eee_zoo.adaptive.worst_case`).
     ``autoattack_overrides`` cut AutoAttack's settings (``{"apgd.n_iter": 4}``: tests and quick
     looks only; recorded in the result). ``cascade=True`` skips images already wrong on every selection draw
     (faster; labelled in the result). ``state_dir``: keep finished batches there and resume from them
@@ -105,6 +107,8 @@ def adaptive_evaluate(
     for name, value in (("selection_draws", selection_draws), ("fresh_draws", fresh_draws), ("batch_size", batch_size)):
         check_int(name, value, lo=1)
     check_int("final_draws", final_draws, lo=0)
+    check_int("tie_draws", tie_draws, lo=0)
+    tie_draws = tie_draws if final_draws else 0  # ties are settled after the final stage only
     check_int("seed", seed, lo=0)
     if attacks is None:
         if preset not in PRESETS:
@@ -168,6 +172,7 @@ def adaptive_evaluate(
                     "selection_draws": selection_draws, "selection_seed": derive_seed(batch_seed, "selection"),
                     "fresh_draws": fresh_draws, "fresh_seed": derive_seed(batch_seed, "fresh"),
                     "final_draws": final_draws, "final_seed": derive_seed(batch_seed, "final"),
+                    "tie_draws": tie_draws,
                 }  # fmt: skip
                 if record is None:
                     worst, record = _attack_batch(
@@ -178,7 +183,7 @@ def adaptive_evaluate(
                 else:
                     logger.info("%s: attacks resumed from %s", where, state.root)
                     worst = None
-                judge_key = f"final{final_draws}_fresh{fresh_draws}"
+                judge_key = judgement_key(final_draws, tie_draws, fresh_draws)
                 if judge_key not in record["judged"]:
                     if worst is None:
                         stored = _stored_columns(record, columns[2:], state.examples(start), device)
@@ -211,13 +216,18 @@ def adaptive_evaluate(
         n_examples=n_examples, seed=seed, batch_size=batch_size, preset=preset,
         attacks=[{"name": a.name, "description": a.describe(), **a.__dict__} for a in attacks],
         autoattack=autoattack, autoattack_overrides=overrides, selection_draws=selection_draws,
-        fresh_draws=fresh_draws, final_draws=final_draws, cascade=cascade,
+        fresh_draws=fresh_draws, final_draws=final_draws, tie_draws=tie_draws, cascade=cascade,
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
         chosen=sum((bt["chosen"] for bt in batches), []), data=data,
         x_adv=torch.cat(kept) if all(k is not None for k in kept) else None, versions=versions(), device=str(device),
         wall_time_s=round(time.perf_counter() - wall_start, 1),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
+
+
+def judgement_key(final_draws: int, tie_draws: int, fresh_draws: int) -> str:
+    """The name a stored batch files one judgement of its attacks under (judging needs no attack to run again)."""
+    return f"final{final_draws}" + (f"_tie{tie_draws}" if tie_draws else "") + f"_fresh{fresh_draws}"
 
 
 def autoattack_names(versions: Sequence[str]) -> list[str]:

@@ -86,6 +86,7 @@ class AdaptiveResult:
     selection_draws: int
     fresh_draws: int
     final_draws: int  # the second selection stage's draws (0: one stage); robust.selection_hits count these
+    tie_draws: int  # further draws that settle finalists tied on the final draws (0: none)
     cascade: bool  # True: images already wrong on every selection draw were not attacked further
     clean: Column
     robust: Column  # the headline: the worst case over every proposal
@@ -123,7 +124,9 @@ class AdaptiveResult:
             + (f" + AutoAttack {'/'.join(self.autoattack)} examples" if self.autoattack else "")
             + f", seed={self.seed} n={self.n_examples}; chosen on {self.selection_draws} selection draws, scored on "
             f"{f} fresh draws"
-            + (f" (finalists judged again on {self.final_draws} draws)" if self.final_draws else "")
+            + (f" (finalists judged again on {self.final_draws} draws" if self.final_draws else "")
+            + (f", ties on up to {self.tie_draws} more" if self.final_draws and self.tie_draws else "")
+            + (")" if self.final_draws else "")
             + (" (cascade: images already broken were not attacked further)" if self.cascade else "")
         )
         lines = [

@@ -13,6 +13,14 @@ image), then :meth:`WorstCase.finalize` judges the finalists on ``final_draws`` 
 the one with fewest hits there. Both stages are minima over what was offered, so adding an attack can only lower
 an image's score or keep it.
 
+Where several different finalists share an image's fewest final hits (typically several attacks that all break it
+on nearly every draw: 0 of 200), the choice among them would be a coin flip that the fresh draws then score, so a
+near-tie could leave the worst case a few image-draws above the best single attack. ``tie_draws`` settles these:
+the tied finalists alone are judged on further rounds of ``final_draws`` draws (common to them, other seeds), the
+ones no longer at the minimum of the cumulated hits drop out, until one is left or ``tie_draws`` are spent; the
+mean true-class probability breaks what is still tied, then the earlier finalist. Only the choice uses these draws;
+the kept proposal is still scored on fresh draws it never saw.
+
 Because the kept score is a running minimum, offering another proposal can only lower an image's selection score
 or keep it. The same bookkeeping runs per attack (clean plus that attack's proposals only), which gives the
 per-attack columns.
@@ -27,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..evaluation.seeds import derive_seed
 from .surrogates import stochastic_mode
 
 __all__ = ["Tally", "WorstCase", "count_hits", "judge"]
@@ -90,6 +99,7 @@ class WorstCase:
         fresh_seed: int,
         final_draws: int = 0,
         final_seed: int | None = None,
+        tie_draws: int = 0,
     ) -> None:
         if len({selection_seed, fresh_seed, final_seed if final_draws else None} - {None}) != 2 + bool(final_draws):
             raise ValueError("selection, final and fresh draws need different seeds")
@@ -97,6 +107,7 @@ class WorstCase:
         self.selection_draws, self.selection_seed = selection_draws, selection_seed
         self.fresh_draws, self.fresh_seed = fresh_draws, fresh_seed
         self.final_draws, self.final_seed = final_draws, final_seed
+        self.tie_draws = tie_draws if final_draws else 0
         self.clean_hits, self.clean_p_true = judge(model, x, y, selection_draws, selection_seed)
         self.overall = self._clean_tally()
         self.per_attack: dict[str, Tally] = {}
@@ -150,22 +161,50 @@ class WorstCase:
     def finalize(self, on_column: Callable[[str], None] | None = None) -> None:
         """The second stage: the finalists (clean image, each attack's kept proposal) judged on the final draws.
 
-        Afterwards :attr:`overall` holds, per image, the finalist with fewest final hits (ties: lower mean
-        true-class probability, then the earlier finalist), and its ``selection_hits`` count those final draws.
+        Afterwards :attr:`overall` holds, per image, the finalist with fewest final hits (ties settled on up to
+        ``tie_draws`` further draws, then by lower mean true-class probability, then the earlier finalist), and its
+        ``selection_hits`` count its hits on the first ``final_draws`` draws: the minimum over the finalists there,
+        so adding an attack still never raises it.
         """
         if not self.final_draws:
             return
-        everywhere = torch.ones(len(self.x), dtype=torch.bool, device=self.x.device)
-        final: Tally | None = None
-        for name, tally in ((CLEAN, self._clean_tally()), *self.per_attack.items()):
+        finalists = [(CLEAN, self._clean_tally()), *self.per_attack.items()]
+        judged = []
+        for name, tally in finalists:
             if on_column is not None:
                 on_column(name)
-            hits, p_true = judge(self.model, tally.x, self.y, self.final_draws, self.final_seed)
-            if final is None:
-                final = Tally(tally.x.clone(), hits, p_true, list(tally.source))
-            else:
-                _keep_lower(final, tally.x, hits, p_true, everywhere, tally.source)
-        self.overall = final
+            judged.append(judge(self.model, tally.x, self.y, self.final_draws, self.final_seed))
+        xs = torch.stack([t.x for _, t in finalists])  # [F, B, C, H, W]
+        hits = torch.stack([h for h, _ in judged])  # [F, B]
+        p_first = torch.stack([p for _, p in judged])
+        p_sum = p_first * self.final_draws
+        first_min = hits.min(dim=0).values
+        alive = (hits == first_min) & ~_repeats(xs)  # a finalist equal to an earlier one is that one
+        spent, round_no = 0, 0
+        while spent < self.tie_draws:
+            tied = torch.nonzero(alive.sum(dim=0) > 1).flatten()
+            if len(tied) == 0:
+                break
+            round_no, draws = round_no + 1, min(self.final_draws, self.tie_draws - spent)
+            seed = derive_seed(self.final_seed, f"tie{round_no}")
+            if on_column is not None:
+                on_column(f"ties of {len(tied)} images (round {round_no})")
+            for f in range(len(finalists)):
+                keep = alive[f, tied]
+                if keep.any():  # every tied finalist judged on the same batch of tied images: the same draws
+                    h, p = judge(self.model, xs[f, tied], self.y[tied], draws, seed)
+                    rows = tied[keep]
+                    hits[f, rows] += h[keep]
+                    p_sum[f, rows] += p[keep] * draws
+            spent += draws
+            fewest = torch.where(alive, hits, torch.iinfo(hits.dtype).max).min(dim=0).values
+            alive &= hits == fewest
+        # among the finalists left: the lowest summed true-class probability, then the earliest (argmin's first)
+        score = p_sum if round_no else p_first  # no rounds: exactly the probabilities judged on the final draws
+        best = torch.where(alive, score, torch.full_like(score, float("inf"))).argmin(dim=0)
+        images = torch.arange(len(self.x), device=self.x.device)
+        source = [finalists[f][1].source[i] for i, f in enumerate(best.tolist())]
+        self.overall = Tally(xs[best, images].clone(), first_min, p_first[best, images], source)
 
     @torch.no_grad()
     def score(self, on_column: Callable[[str], None] | None = None) -> None:
@@ -175,6 +214,16 @@ class WorstCase:
             if on_column is not None:
                 on_column(name)
             tally.fresh_hits = count_hits(self.model, tally.x, self.y, self.fresh_draws, self.fresh_seed)
+
+
+def _repeats(xs: torch.Tensor) -> torch.Tensor:
+    """``[F, B]`` bool: finalist ``f``'s proposal for image ``b`` equals an earlier finalist's (e.g. an attack that
+    kept the clean image)."""
+    flat = xs.flatten(2)
+    out = torch.zeros(xs.shape[:2], dtype=torch.bool, device=xs.device)
+    for f in range(1, len(xs)):
+        out[f] = (flat[:f] == flat[f]).all(dim=-1).any(dim=0)
+    return out
 
 
 def _keep_lower(

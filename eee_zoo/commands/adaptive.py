@@ -65,6 +65,13 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--tie-draws",
+        type=nonnegative_int,
+        default=DEFAULT_DRAWS["tie_draws"],
+        help="further draws, in rounds of --final-draws, that settle finalists tied on the final draws (several "
+        "attacks breaking an image on every draw); only the choice uses them (default: %(default)s)",
+    )
+    parser.add_argument(
         "--cascade",
         action="store_true",
         help="speed option: skip images already wrong on every selection draw (labelled in the result)",
@@ -93,6 +100,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "selection_draws": args.selection_draws,
         "fresh_draws": args.fresh_draws,
         "final_draws": args.final_draws,
+        "tie_draws": args.tie_draws,
         "cascade": args.cascade,
         "batch_size": args.batch_size,
         "seed": args.seed,

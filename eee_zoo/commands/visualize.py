@@ -154,6 +154,7 @@ def figure_settings(args: argparse.Namespace) -> Any:
         adaptive=AdaptiveSettings(
             preset=attack["preset"], autoattack=tuple(attack["autoattack"]),
             selection_draws=attack["selection_draws"], final_draws=attack["final_draws"],
+            tie_draws=attack["tie_draws"],
             fresh_draws=attack["fresh_draws"], batch_size=attack["batch_size"], cascade=attack["cascade"],
             autoattack_overrides=(cut or None) if attack["autoattack"] else None,
         ),

@@ -122,6 +122,7 @@ class AdaptiveSettings:
     autoattack: tuple[str, ...] = AUTOATTACK_PROPOSALS  # AutoAttack versions whose examples join the proposals
     selection_draws: int = DEFAULT_DRAWS["selection_draws"]
     final_draws: int = DEFAULT_DRAWS["final_draws"]
+    tie_draws: int = DEFAULT_DRAWS["tie_draws"]
     fresh_draws: int = DEFAULT_DRAWS["fresh_draws"]
     batch_size: int = DEFAULT_BATCH_SIZE
     cascade: bool = False
@@ -148,7 +149,7 @@ def adaptive_run(
     result = adaptive_evaluate(
         model, n_examples, dataset, threat_model, eps=eps, seed=seed, preset=settings.preset,
         attacks=list(settings.attacks) if settings.attacks is not None else None, autoattack=settings.autoattack,
-        selection_draws=settings.selection_draws, final_draws=settings.final_draws,
+        selection_draws=settings.selection_draws, final_draws=settings.final_draws, tie_draws=settings.tie_draws,
         fresh_draws=settings.fresh_draws, batch_size=settings.batch_size, cascade=settings.cascade,
         autoattack_overrides=settings.autoattack_overrides, data_dir=data_dir, state_dir=state_dir, fresh=fresh,
         progress=progress,
@@ -166,8 +167,8 @@ def adaptive_run(
     record = {
         "preset": result.preset, "attacks": [a["description"] for a in result.attacks],
         "autoattack_proposals": result.autoattack, "autoattack_overrides": result.autoattack_overrides,
-        "selection_draws": result.selection_draws, "final_draws": result.final_draws, "fresh_draws": draws,
-        "cascade": result.cascade,
+        "selection_draws": result.selection_draws, "final_draws": result.final_draws,
+        "tie_draws": result.tie_draws, "fresh_draws": draws, "cascade": result.cascade,
         "seed": seed, "batch_size": result.batch_size, "wall_time_s": result.wall_time_s,
         "every_draw_robust": {"accuracy": result.robust.every_draw, "correct": result.robust.every_draw_correct,
                               "n": n_examples, "interval": list(result.robust.every_draw_interval)},
@@ -178,7 +179,8 @@ def adaptive_run(
             "seed": result.seed, "batch_size": result.batch_size, "preset": result.preset,
             "attacks": json.loads(json.dumps(result.attacks)), "autoattack": list(result.autoattack),
             "autoattack_overrides": dict(result.autoattack_overrides or {}), "selection_draws": result.selection_draws,
-            "final_draws": result.final_draws, "fresh_draws": draws, "cascade": result.cascade,
+            "final_draws": result.final_draws, "tie_draws": result.tie_draws, "fresh_draws": draws,
+            "cascade": result.cascade,
             "data.sha256": result.data.get("sha256"),
         },
         "fingerprint": {"robust.fresh_hits": result.robust.fresh_hits, "chosen": result.chosen},
