@@ -120,7 +120,9 @@ FIGURE_CAPTIONS = {  # file stem -> caption, in the order shown
     "eps_curve": "Robust accuracy against eps: AutoAttack `rand`, `standard` on the deterministic mode and the "
     "adaptive worst case on the same images, with confidence intervals.",
     "class_maximisation": "Class maximisation: images optimised from grey towards each class through the model.",
-}
+    "certified": "Certified accuracy against radius (randomized smoothing, a lower bound for the smoothed "
+    "classifier), in L2 and in the L-inf radius it implies, beside the best-known attacks' figures (upper bounds).",
+}  # a stem "<key>_<detail>" (certified_<version>) takes its key's caption and place
 _FIGURES_START = "<!-- eee-zoo:figures:start -->"
 _FIGURES_END = "<!-- eee-zoo:figures:end -->"
 _FIGURES_SECTION_RE = re.compile(
@@ -336,7 +338,7 @@ def set_figures(card_path: str | os.PathLike, figures_dir: str | os.PathLike | N
     source = Path(figures_dir) if figures_dir is not None else None
     pngs = sorted(source.glob("*.png")) if source is not None and source.is_dir() else []
     order = list(FIGURE_CAPTIONS)
-    pngs.sort(key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem))
+    pngs.sort(key=lambda p: (order.index(_figure_key(p.stem)) if _figure_key(p.stem) else len(order), p.stem))
     target = path.parent / FIGURES_FOLDER
     with _locked(path.parent):
         text = path.read_text(encoding="utf-8-sig")
@@ -361,7 +363,8 @@ def set_figures(card_path: str | os.PathLike, figures_dir: str | os.PathLike | N
                 f"`benchmarks/figures/{card.name}/<figure>.json` there.\n",
             ]  # fmt: skip
             for png in pngs:
-                caption = FIGURE_CAPTIONS.get(png.stem, png.stem.replace("_", " ").capitalize() + ": a figure.")
+                key = _figure_key(png.stem)
+                caption = FIGURE_CAPTIONS[key] if key else png.stem.replace("_", " ").capitalize() + ": a figure."
                 command = ""
                 with contextlib.suppress(OSError, ValueError, AttributeError):
                     command = json.loads(png.with_suffix(".json").read_text()).get("command") or ""
@@ -519,7 +522,7 @@ def best_known_result(results: Sequence[dict[str, Any]], stochastic_inference: b
         return r.get("images", r["n_examples"])
 
     def superseded(r: dict[str, Any]) -> bool:  # a larger run of the same configuration holds r's images and seeds
-        same = ("version", "seed", "fresh_draws", "selection_draws", "final_draws", "norm", "eps")
+        same = ("version", "seed", "fresh_draws", "selection_draws", "final_draws", "tie_draws", "norm", "eps")
         return _is_worst_case(r) and any(
             _is_worst_case(o) and images(o) > images(r) and all(o.get(k) == r.get(k) for k in same) for o in candidates
         )
@@ -717,6 +720,11 @@ def _certified_section(card: ZooCard) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- internals
+def _figure_key(stem: str) -> str | None:
+    """The :data:`FIGURE_CAPTIONS` key of a figure file's stem: itself, or the key it starts with plus ``_``."""
+    return stem if stem in FIGURE_CAPTIONS else next((k for k in FIGURE_CAPTIONS if stem.startswith(k + "_")), None)
+
+
 def _card_file(card_path: str | os.PathLike) -> Path:
     path = Path(card_path)
     return path / CARD_FILENAME if path.is_dir() else path

@@ -253,6 +253,8 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tmp_path: Path) -> Non
     for field in ("predictions", "p_lower", "radius", "scales", "certified", "outcome"):
         assert getattr(resumed, field) == getattr(uninterrupted, field), field
     assert len(list(state.glob("*/image*.json"))) == 6
+    stored = [json.loads(f.read_text())["record"]["seconds"] for f in sorted(state.glob("*/image*.json"))]
+    assert resumed.compute_s == round(sum(stored), 1)  # the killed run's images count too, not only this call's
     # a stored image that is not this image is refused, not mixed in
     first = sorted(state.glob("*/image*.json"))[0]
     record = json.loads(first.read_text())

@@ -19,7 +19,7 @@ from benchmarks.results import check_card
 from eee_zoo import cli
 from eee_zoo.adaptive import Attack, adaptive_evaluate
 from eee_zoo.adaptive.surrogates import stochastic_mode
-from eee_zoo.cards import load_card, set_figures
+from eee_zoo.cards import FIGURE_CAPTIONS, load_card, set_figures
 from eee_zoo.commands import visualize as visualize_command
 from eee_zoo.commands.visualize import figure_settings
 from eee_zoo.data import load_dataset
@@ -69,7 +69,7 @@ FAST_AA = {
 }  # fmt: skip
 FAST_ADAPTIVE = AdaptiveSettings(
     attacks=(Attack("pgd-mean", optimiser="pgd", n_iter=4),), autoattack=(), selection_draws=2, final_draws=2,
-    fresh_draws=4, batch_size=N,
+    tie_draws=4, fresh_draws=4, batch_size=N,
 )  # fmt: skip
 FAST_MAX = ClassMaxSettings(starts=2, steps=6, draws=2, judge_draws=3)
 
@@ -202,7 +202,7 @@ def test_runs_are_checked_against_results_files_of_the_same_configuration(
                               state_path=state / "autoattack")  # fmt: skip
     adaptive = adaptive_evaluate(
         model, N, "cifar10", "Linf", eps=EPS, seed=0, attacks=list(FAST_ADAPTIVE.attacks), autoattack=(),
-        selection_draws=2, final_draws=2, fresh_draws=4, batch_size=N, state_dir=state, progress=False,
+        selection_draws=2, final_draws=2, tie_draws=4, fresh_draws=4, batch_size=N, state_dir=state, progress=False,
     )  # fmt: skip
     for run, result, robust_key in zip(runs, (autoattack, adaptive), ("robust_correct", "robust")):
         folder = tmp_path / run.name
@@ -281,11 +281,13 @@ def test_cards_show_the_figures_with_links_that_work_on_the_hub(model, tmp_path:
     before = (folder / "README.md").read_text()
     figures = tmp_path / "figures" / "Tiny-Fig"
     figures.mkdir(parents=True)
-    for stem in ("eps_curve", "per_layer"):
+    for stem in ("eps_curve", "per_layer", "certified_cohen-sigma0.25"):
         (figures / f"{stem}.png").write_bytes(png_bytes(titled_figure(stem)))
         (figures / f"{stem}.json").write_text(json.dumps({"command": f"eee-zoo visualize Tiny-Fig --what {stem}"}))
     copies = set_figures(folder, figures)
-    assert [c.name for c in copies] == ["per_layer.png", "eps_curve.png"]  # the caption table's order
+    # the caption table's order; certified_<version> takes the place and caption of "certified"
+    assert [c.name for c in copies] == ["per_layer.png", "eps_curve.png", "certified_cohen-sigma0.25.png"]
+    assert FIGURE_CAPTIONS["certified"] in (folder / "README.md").read_text()
     assert all(c.read_bytes() == (figures / c.name).read_bytes() for c in copies)
     text = (folder / "README.md").read_text()
     assert "](figures/per_layer.png)" in text and "](figures/eps_curve.png)" in text  # relative to the card

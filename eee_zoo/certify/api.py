@@ -150,6 +150,7 @@ def certify(
         certified=[CertifiedAccuracy.count(r, correct, radius, dim) for r in radii],
         largest_radius=CertifyResult.largest(sigmas, n, alpha, num_classes), data=data, versions=versions(),
         device=str(device), wall_time_s=round(time.perf_counter() - wall_start, 1),
+        compute_s=round(sum(float(r["seconds"]) for r in records), 1),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
 

@@ -77,6 +77,8 @@ class CertifyResult:
     wall_time_s: float
     created: str
     confidence: float = CONFIDENCE
+    compute_s: float | None = None  # seconds spent certifying, summed over images (resumed ones too: wall_time_s
+    # counts only this call)
 
     @classmethod
     def largest(cls, sigmas: list[float], n: int, alpha: float, num_classes: int) -> float:
@@ -114,7 +116,9 @@ class CertifyResult:
             )
         lines.append(
             f"  largest certifiable L2 radius with these N and alpha: {self.largest_radius:.3f} (all N draws right); "
-            f"95% intervals are Clopper-Pearson over images; wall time {self.wall_time_s:.0f} s"
+            f"95% intervals are Clopper-Pearson over images; "
+            + (f"compute {self.compute_s:.0f} s summed over images, " if self.compute_s is not None else "")
+            + f"wall time of this call {self.wall_time_s:.0f} s"
         )
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ Figures (issue 11), each a PNG with its title, class names and legend drawn in, 
    the full model and against each predictor;
 4. robust accuracy against eps (:mod:`.eps_curve`): AutoAttack ``rand``, ``standard`` on the deterministic mode,
    the adaptive worst case.
+5. certified accuracy against radius (:mod:`.certified`): a randomized-smoothing result, attacks' upper bounds beside.
 
 Each figure module computes its data (a dataclass whose ``record()`` is the JSON) and draws it with a
 ``*_figure(data) -> matplotlib.figure.Figure`` function, on an Agg canvas without pyplot (:mod:`.render`).
@@ -30,6 +31,7 @@ into a folder).
 from __future__ import annotations
 
 from .attack_runs import AdaptiveSettings, AttackRun, adaptive_run, autoattack_run
+from .certified import CertifiedCurve, certified_curve, certified_curve_figure
 from .class_maximisation import ClassMaximisation, ClassMaxSettings, class_maximisation_figure, maximise_classes
 from .classes import CLASS_NAMES, class_index, class_names
 from .eps_curve import EpsCurves, eps_curve_figure, eps_curves
@@ -41,8 +43,10 @@ from .successful_attacks import SuccessfulAttacks, successful_attacks, successfu
 __all__ = [
     "CLASS_NAMES", "FIGURES",
     "AdaptiveSettings", "AttackRun", "ClassMaxSettings", "ClassMaximisation", "EpsCurves", "FigureSettings",
+    "CertifiedCurve",
     "PerLayer", "PerLayerSettings", "SuccessfulAttacks",
     "adaptive_run", "autoattack_run", "class_index", "class_maximisation_figure", "class_names", "default_eps_list",
+    "certified_curve", "certified_curve_figure",
     "eps_curve_figure",
     "eps_curves", "figure_array", "make_figures", "maximise_classes", "per_layer_figure", "per_layer_robustness",
     "png_bytes", "redraw", "save_png", "successful_attacks", "successful_attacks_figure", "write_json",

@@ -24,6 +24,7 @@ from ..datasets import DEFAULT_EPS, parse_dataset, parse_threat_model
 from ..evaluation.inputs import load_inputs, model_identity
 from ..evaluation.results import versions
 from .attack_runs import AUTOATTACK_RUNS, AdaptiveSettings, AttackRun, adaptive_run, autoattack_run
+from .certified import CertifiedCurve, certified_curve_figure
 from .class_maximisation import ClassMaxSettings, class_maximisation_figure, maximise_classes
 from .classes import class_index
 from .crosscheck import check_against_results
@@ -188,12 +189,13 @@ def make_figures(
 
 def redraw(json_path: str | os.PathLike) -> Path:
     """Draw a figure again from the JSON beside it, without attacking (after a change to how it is drawn); writes and
-    returns the PNG. Only the figures made of numbers: the per-layer bars and the eps curve (the others show images,
-    which the JSON does not hold)."""
+    returns the PNG. Only the figures made of numbers: the per-layer bars, the eps curve and the certified curve (the
+    others show images, which the JSON does not hold)."""
     path = Path(json_path)
     record = json.loads(path.read_text())
     draw = {"per_layer": lambda: per_layer_figure(PerLayer.from_record(record)),
-            "eps_curve": lambda: eps_curve_figure(EpsCurves.from_record(record))}  # fmt: skip
+            "eps_curve": lambda: eps_curve_figure(EpsCurves.from_record(record)),
+            "certified_curve": lambda: certified_curve_figure(CertifiedCurve.from_record(record))}  # fmt: skip
     if record.get("figure") not in draw:
         raise ValueError(f"{path}: only {sorted(draw)} figures can be drawn from their JSON; make the others again")
     return save_png(draw[record["figure"]](), path.with_suffix(".png"))
