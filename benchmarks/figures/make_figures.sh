@@ -40,5 +40,10 @@ nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --see
   --autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3 \
   fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack \
   2> "$out/figures_eps_curve.log"
-# 4. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
+# 4. certified accuracy against radius (issue 12), from each certification results file, beside the card's best-known
+#    attack figures (seconds: no attack, no certification; the results come from python -m benchmarks.certify)
+for results in benchmarks/results/*/*/*/certified/*.json; do
+  python -m benchmarks.figures.certified "$results" --empirical-from-card
+done
+# 5. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
 python -m benchmarks.figures.cards
