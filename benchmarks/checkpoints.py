@@ -14,6 +14,9 @@ from typing import Any
 
 import torch.nn as nn
 
+from eee_zoo.certify.api import SHARD_PENDING
+from eee_zoo.evaluation.distributed import is_main_process
+
 from .results import RESULTS_DIR, results_file_reference
 
 __all__ = ["add_checkpoint_arguments", "score_checkpoints", "selected_checkpoints"]
@@ -66,6 +69,11 @@ def score_checkpoints(
             name, dataset, threat_model, model_dir=args.model_dir, device=args.device, cards_dir=args.cards_dir
         )
         result = score(model, dataset, threat_model)
+        if result is None:  # a shard whose siblings have not all finished (certify --shard)
+            print(f"{name}: {SHARD_PENDING}")
+            continue
+        if not is_main_process():  # under torchrun every process has the result; rank 0 writes it
+            continue
         path, *beside = save(result)
         print(result.summary())
         for p in (path, *beside):
@@ -74,7 +82,7 @@ def score_checkpoints(
             ref = results_file_reference(path, args.results_dir)
             set_results(model.eee_info["card_path"], card_results(result.to_dict(), ref))
             print(f"card updated: {model.eee_info['card_path']}")
-    if not args.no_leaderboard and args.results_dir is None:
+    if not args.no_leaderboard and args.results_dir is None and is_main_process():
         from .leaderboard import build
 
         print(f"leaderboard: {build()['markdown']}")

@@ -319,3 +319,55 @@ def test_results_file_card_and_leaderboard_come_from_the_run(zoo: dict) -> None:
     assert any("in the results file" in p for p in check_card(card.card_path, root=zoo["results"].parents[1]))
     table = render_certified([("ref.json", data)])
     assert table[0].startswith("## Certified robustness") and "| Tiny-C (`" in table[-2] and "`ref.json`" in table[-2]
+
+
+# ---------------------------------------------------------------------------------------------- sharding
+_FIELDS = ("predictions", "p_lower", "radius", "scales", "certified", "outcome", "correct")
+
+
+def test_shards_in_separate_processes_give_the_unsharded_result(tmp_path: Path) -> None:
+    kw = dict(sigma=0.5, n0=20, n=200, batch_size=50, seed=3, inputs=_inputs(), progress=False)
+    whole = eee_zoo.certify(SlowLinear().eval(), 6, **kw)
+    first = eee_zoo.certify(SlowLinear().eval(), 6, state_dir=tmp_path, shard=(1, 3), **kw)
+    assert first is None  # its images are stored, the others are not yet
+    assert sorted(p.name for p in tmp_path.glob("*/image*.json")) == ["image000001.json", "image000004.json"]
+    assert eee_zoo.certify(SlowLinear().eval(), 6, state_dir=tmp_path, shard=(0, 3), **kw) is None
+    last = eee_zoo.certify(SlowLinear().eval(), 6, state_dir=tmp_path, shard=(2, 3), **kw)  # finds every image
+    for field in _FIELDS:
+        assert getattr(last, field) == getattr(whole, field), field
+    with pytest.raises(ValueError, match="needs state_dir"):
+        eee_zoo.certify(SlowLinear().eval(), 6, shard=(0, 2), **kw)
+    with pytest.raises(ValueError, match=r"0 <= k < N"):
+        eee_zoo.certify(SlowLinear().eval(), 6, state_dir=tmp_path, shard=(2, 2), **kw)
+
+
+_TORCHRUN = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import torch
+import eee_zoo
+from eee_zoo.evaluation import is_main_process
+from test_certify import SlowLinear, _inputs
+torch.set_num_threads(1)
+r = eee_zoo.certify(SlowLinear().eval(), 6, sigma=0.5, n0=20, n=200, batch_size=50, seed=3, inputs=_inputs(),
+                    state_dir={state!r}, progress=False)
+if is_main_process():
+    with open({out!r}, "w") as f:
+        json.dump(r.to_dict(), f)
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_shards_by_rank_and_gives_the_unsharded_result(tmp_path: Path) -> None:
+    script, out, state = tmp_path / "certify.py", tmp_path / "two.json", tmp_path / "state"
+    script.write_text(_TORCHRUN.format(tests=str(REPO_ROOT / "tests"), state=str(state), out=str(out)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads(out.read_text())
+    whole = eee_zoo.certify(
+        SlowLinear().eval(), 6, sigma=0.5, n0=20, n=200, batch_size=50, seed=3, inputs=_inputs(), progress=False
+    ).to_dict()
+    for field in _FIELDS:
+        assert two[field] == json.loads(json.dumps(whole[field])), field

@@ -348,13 +348,14 @@ def test_every_subcommand_fails_on_bad_input_in_one_line(cli_runs: dict) -> None
         (["export", NAME], 2, "one of the arguments --config --from-zoo is required"),
         (["push", "{root}/no_such_folder"], 1, "{root}/no_such_folder"),
         (["info"], 2, "the following arguments are required: name"),
+        (["certify", NAME, "--sigma", "0.25", "--shard", "2/2"], 2, "expected K/N with 0 <= K < N"),
     ],
 )
 def test_more_bad_inputs_fail_in_one_line(
     zoo: dict[str, Path], capsys: pytest.CaptureFixture, argv: list[str], expected: int, says: str
 ) -> None:
     argv = [a.format(root=zoo["root"]) for a in argv]
-    if argv[0] in ("demo", "benchmark", "adaptive"):
+    if argv[0] in ("demo", "benchmark", "adaptive", "certify"):
         argv += ["--cards-dir", str(zoo["cards"])]
     code, err = _in_process(argv, capsys)
     assert code == expected and err.count("\n") == 1, err

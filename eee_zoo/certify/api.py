@@ -3,7 +3,9 @@
 Per image ``i``: the cascade of :mod:`.multiscale` (with one sigma, CERTIFY of :mod:`.cohen`), each scale's
 selection and estimation draws from their own ``torch.Generator``, seeded by ``derive_seed(seed, i, sigma, phase)``.
 Images are independent, so a run is resumable per image (:mod:`.state`) and the result does not depend on how it
-was interrupted.
+was interrupted, nor on how it was sharded: under ``torchrun --nproc_per_node N`` (or with ``shard=(k, N)`` in N
+separate processes) process ``k`` certifies the images ``i`` with ``i % N == k`` into the shared ``state_dir``, and
+the result is assembled from it once every image is there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
 from ..datasets import NUM_CLASSES, parse_dataset
 from ..evaluation.checks import check_eval_mode, check_int, check_n_examples
+from ..evaluation.distributed import DistInfo
 from ..evaluation.inputs import check_model_matches, load_inputs, model_identity, resolve_device
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
@@ -37,6 +40,10 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_RADII", "certify"]
 DEFAULT_BATCH_SIZE = 500  # noisy copies per forward pass
 DEFAULT_RADII = (0.25, 0.5, 0.75, 1.0)
 STATE_FORMAT = 1
+SHARD_PENDING = (
+    "this shard's images are stored; the result is written once every shard has run (the last shard, or a run "
+    "without --shard, assembles it)"
+)
 
 
 def certify(
@@ -57,8 +64,9 @@ def certify(
     model_name: str | None = None,
     state_dir: str | Path | None = None,
     fresh: bool = False,
+    shard: tuple[int, int] | None = None,
     progress: ProgressOutput = True,
-) -> CertifyResult:
+) -> CertifyResult | None:
     """Certify the first ``n_examples`` test images (or ``inputs``) by randomized smoothing of ``model``.
 
     The base classifier is ``model`` as given (``load_model`` gives a zoo model in its deployed mode, its own random
@@ -69,7 +77,11 @@ def certify(
     over the scales as :mod:`.multiscale` states). ``alpha`` is each image's failure probability.
     ``batch_size`` noisy copies go through the model per forward pass (it orders the draws, so it is part of the
     configuration). ``radii``: the L2 radii certified accuracy is reported at. ``state_dir``: keep finished images
-    there and resume from them (``fresh=True``: certify anew). Raises ``ValueError`` for bad arguments, in one line.
+    there and resume from them (``fresh=True``: certify anew). ``shard=(k, N)``: certify only the images ``i`` with
+    ``i % N == k`` into ``state_dir`` (needed), and return the result only if every image is stored by then (``None``
+    otherwise: the shard that finishes last, or a call without ``shard``, assembles it); under torchrun the shard is
+    the process's rank, and every process waits for the others and returns the result. Raises ``ValueError`` for
+    bad arguments, in one line.
     """
     wall_start = time.perf_counter()
     dataset = parse_dataset(dataset)
@@ -81,6 +93,16 @@ def certify(
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be a number in (0, 0.5), got {alpha!r}")
     radii = _check_radii(radii)
+    dist = DistInfo.detect(None)
+    if shard is None and dist.enabled:
+        shard = (dist.rank, dist.world_size)
+    if shard is not None:
+        if not (isinstance(shard, tuple) and len(shard) == 2 and all(isinstance(v, int) for v in shard)) or not (
+            0 <= shard[0] < shard[1]
+        ):
+            raise ValueError(f"shard must be (k, N) with 0 <= k < N, got {shard!r}")
+        if state_dir is None:
+            raise ValueError("a sharded certification needs state_dir: the shards meet there")
     check_eval_mode(model)
     device = resolve_device(model, device)
     model.to(device)
@@ -111,10 +133,11 @@ def certify(
 
         return ScaleCounts(s, select(counts("selection", n0)), counts("estimation", n))
 
-    records: list[dict[str, Any]] = []
+    mine = range(n_examples) if shard is None else range(shard[0], n_examples, shard[1])
+    done: dict[int, dict[str, Any]] = {}
     with RUN_LOCK, preserve_model_seeds(model), strict_fp32(), unclamped_inputs(model):
-        with Progress("certify", n_examples, output=progress, unit="img") as bar:
-            for i in range(n_examples):
+        with Progress("certify", len(mine), output=progress, unit="img") as bar:
+            for i in mine:
                 sha_i = image_sha256(x[i], int(y[i]))
                 record = store.load(i, sha_i)
                 if record is None:
@@ -128,9 +151,23 @@ def certify(
                         "seconds": round(time.perf_counter() - t0, 3),
                     }  # fmt: skip
                     store.save(i, record, sha_i)
-                records.append(record)
-                right = sum(r["prediction"] == int(y[j]) for j, r in enumerate(records))
-                bar.update(1, text=f"image {i + 1}/{n_examples}: {right} right and certified at some radius")
+                done[i] = record
+                right = sum(r["prediction"] == int(y[j]) for j, r in done.items())
+                where = "" if shard is None else f" (shard {shard[0]}/{shard[1]})"
+                bar.update(1, text=f"image {i + 1}/{n_examples}{where}: {right} right and certified at some radius")
+    if shard is not None:
+        if dist.enabled:  # every process's images are stored once all have passed the barrier
+            dist.init(device)
+            torch.distributed.barrier()
+            dist.close()
+        stored = ImageStore(state_dir, config)  # not fresh: this run's and the other shards' images
+        for i in range(n_examples):
+            if i not in done:
+                record = stored.load(i, image_sha256(x[i], int(y[i])))
+                if record is None:
+                    return None
+                done[i] = record
+    records = [done[i] for i in range(n_examples)]
 
     labels = [int(v) for v in y]
     predictions = [int(r["prediction"]) for r in records]

@@ -76,6 +76,15 @@ def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
         help="noisy copies per forward pass; it orders the draws, so it is part of the configuration "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        default=None,
+        metavar="K/N",
+        help="certify only the images i with i %% N == K into the state folder (run K = 0 .. N-1 in N processes, "
+        "on one or several machines sharing it); the shard that finds every image stored writes the result. Under "
+        "torchrun the shard is the rank and needs no option",
+    )
     add_run_arguments(
         parser,
         unit="images",
@@ -103,7 +112,20 @@ def certify_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "data_dir": args.data_dir,
         "state_dir": state_dir,
         "fresh": args.fresh,
+        "shard": args.shard,
     }
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``."""
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N (e.g. 0/4), got {text!r}")
+    return shard
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,5 +135,10 @@ def run(args: argparse.Namespace) -> int:
     kwargs = certify_kwargs(args)  # usage errors before any model or data is loaded
     model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
     result = certify(model, args.n_examples, args.dataset, **kwargs)
+    if result is None:
+        from ..certify.api import SHARD_PENDING
+
+        print(f"{args.name}: {SHARD_PENDING}")
+        return 0
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
