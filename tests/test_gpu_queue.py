@@ -29,6 +29,11 @@ evaluations:
     args: [--n-examples, 4, --seed, 0, --preset, quick, --autoattack, --selection-draws, 2, --fresh-draws, 2]
 entries:
   - {recipe: training/recipes/tiny.yaml, state: queued}
+jobs:
+  - name: certify
+    command: benchmarks.certify
+    checkpoint: Tiny_Airbench_CrossMax
+    args: [--sigma, "0.25", --n, 40, --n0, 10, --n-examples, 2, --batch-size, 20]
 """
 
 
@@ -91,6 +96,7 @@ def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
     assert f"model_cards/cifar10/Linf/{name}/model.safetensors" in names
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/rand_") for n in names)
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") for n in names)
+    assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/certified/") for n in names)  # the job
     assert any(
         n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") and n.endswith(".adv.safetensors")
         for n in names
@@ -98,7 +104,8 @@ def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
     assert not any(n.endswith("checkpoint.pt") for n in names)  # resumable state stays on the machine
     assert all(p.stat().st_size <= 15 * 2**20 for p in toy_call["out"].iterdir())
     status = json.loads((toy_call["repo"] / next(n for n in names if n.endswith("status.json"))).read_text())
-    assert status["steps"] == {f"train-{name}": "done", f"rand-{name}": "done", f"adaptive-{name}": "done"}
+    steps = {f"train-{name}": "done", f"rand-{name}": "done", f"adaptive-{name}": "done", f"certify-{name}": "done"}
+    assert status["steps"] == steps
 
 
 def test_next_call_resumes_from_the_machine_and_respects_its_budget(toy_call: dict, tmp_path: Path) -> None:
@@ -169,6 +176,9 @@ def test_the_committed_queue_is_valid() -> None:
     recipes = queue.recipes()
     assert [r.name for _, r in recipes][:2] == ["ResNet18_GPU_CrossMax", "ResNet18_GPU_CrossMax_FGSM"]
     assert [e["name"] for e in queue.evaluations] == ["rand", "standard-det", "adaptive"]
+    for job in queue.jobs:  # runs on checkpoints already in the zoo
+        card = REPO_ROOT / "model_cards" / job.get("dataset", "cifar10") / job.get("threat_model", "Linf")
+        assert (card / job["checkpoint"] / "README.md").is_file(), job
     for entry, recipe in recipes:
         card = REPO_ROOT / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
         assert (entry["state"] != "queued") == card.is_file(), entry  # trained entries have their card here

@@ -104,7 +104,7 @@ def certify(
         if state_dir is None:
             raise ValueError("a sharded certification needs state_dir: the shards meet there")
     check_eval_mode(model)
-    device = resolve_device(model, device)
+    device = resolve_device(model, device, dist)  # under torchrun a bare cuda is cuda:<local rank>
     model.to(device)
     info = getattr(model, "eee_info", None)
     info = info if isinstance(info, dict) else {}

@@ -51,7 +51,9 @@ __all__ = ["Queue", "load_queue", "main"]
 
 # ------------------------------------------------------------------------------------------------ queue
 class Queue:
-    """``training/gpu/queue.yaml``: ordered entries (recipe, state) and ordered evaluations."""
+    """``training/gpu/queue.yaml``: ordered entries (recipe, state), ordered evaluations, and jobs: runs on
+    checkpoints already in the zoo (``{name, command, checkpoint, dataset, threat_model, args}``), after the
+    evaluations, each once (a finished job's step is in a committed ``status.json``)."""
 
     STATES = ("queued", "trained", "evaluated")
 
@@ -59,6 +61,7 @@ class Queue:
         self.path, self.repo = path, repo
         self.entries: list[dict[str, Any]] = list(data.get("entries") or [])
         self.evaluations: list[dict[str, Any]] = list(data.get("evaluations") or [])
+        self.jobs: list[dict[str, Any]] = list(data.get("jobs") or [])
         for i, e in enumerate(self.entries):
             if set(e) - {"recipe", "state"} or "recipe" not in e or e.get("state", "queued") not in self.STATES:
                 raise ValueError(f"{path}: entries[{i}] must be {{recipe: PATH, state: {'|'.join(self.STATES)}}}")
@@ -67,6 +70,10 @@ class Queue:
                 raise ValueError(
                     f"{path}: evaluations[{i}] needs a name and command benchmarks.run|benchmarks.adaptive"
                 )
+        for i, job in enumerate(self.jobs):
+            commands = ("benchmarks.run", "benchmarks.adaptive", "benchmarks.certify")
+            if job.get("command") not in commands or not job.get("name") or not job.get("checkpoint"):
+                raise ValueError(f"{path}: jobs[{i}] needs a name, a checkpoint and a command {'|'.join(commands)}")
 
     def recipes(self) -> list[tuple[dict[str, Any], Any]]:
         from training.recipe import load_recipe
@@ -316,6 +323,15 @@ def run_call(args: argparse.Namespace) -> int:
             evaluate(evaluation, recipe)
             if call.left() < MIN_STEP_S:
                 break
+    for job in queue.jobs:  # zoo checkpoints' runs that want a GPU (e.g. certification at the anchor's N)
+        dataset, threat = job.get("dataset", "cifar10"), job.get("threat_model", "Linf")
+        if dataset not in tested or call.left() < MIN_STEP_S:
+            continue
+        where = ["--dataset", dataset, "--threat-model", threat, "--device", args.device, "--data-dir", str(data_dir)]
+        command = call.python(job["command"], job["checkpoint"], *map(str, job.get("args", [])), *where)
+        produces = [f"benchmarks/results/{dataset}/{threat}/{job['checkpoint']}"]
+        produces.append(f"model_cards/{dataset}/{threat}/{job['checkpoint']}")
+        call.step(f"{job['name']}-{job['checkpoint']}", [*command, "--write-card", "--no-leaderboard"], produces)
     call.bundle(args.out)
     call.log(f"call done in {call.elapsed():.0f} s")
     return 0
