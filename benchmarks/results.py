@@ -394,8 +394,9 @@ def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
         out.append(f"suite is {result_suite(r)!r} in the card but {result_suite(data)!r} in the results file")
     if r["correct"] != correct:
         out.append(f"{r['correct']} correct in the card but {correct} in the results file")
-    if abs(r["value"] - 100.0 * correct / n) > 0.005 + 1e-9:
-        out.append(f"value {r['value']} is not {correct}/{n} from the results file")
+    exact = 100.0 * correct / n  # cards floor to 0.01 (never rounded up, in the model's favour)
+    if not exact - 0.01 - 1e-9 <= r["value"] <= exact + 1e-9:
+        out.append(f"value {r['value']} is not {correct}/{n} from the results file (floored to 0.01)")
     if data.get("attack_overrides") or data.get("autoattack_overrides"):
         out.append("the results file used reduced attack settings")
     if (data.get("data") or {}).get("source") != _LOAD_SOURCE:

@@ -136,6 +136,8 @@ def test_card_figures_are_backed_by_the_results_file_and_replace_the_retired_cas
 
     set_results(card_path, [dict(entries[0], correct=51, value=12.75)])  # a count the file does not hold
     assert any("51 correct in the card but 50" in p for p in check_card(card_path, checkout))
+    set_results(card_path, [dict(entries[0], value=12.51)])  # rounded up, in the model's favour: refused
+    assert any("is not 50/400 from the results file (floored" in p for p in check_card(card_path, checkout))
     set_results(card_path, [dict(entries[1], version="zoo/every-draw-5", fresh_draws=5)])
     assert any("none of this adaptive results file's figures" in p for p in check_card(card_path, checkout))
 
