@@ -176,6 +176,11 @@ def _sigma_text(data: CertifiedCurve) -> str:
     return ("sigma " if len(data.sigmas) == 1 else "sigmas ") + ", ".join(f"{s:g}" for s in data.sigmas)
 
 
+def _floored(percent: float) -> str:
+    """A figure's label, floored to 0.01 (never rounded up: 9.788 reads 9.78, not 9.8)."""
+    return f"{math.floor(percent * 100 + 1e-9) / 100:.2f}"
+
+
 def certified_curve_figure(data: CertifiedCurve) -> Figure:
     """Two panels. Left: certified accuracy (%) against the L2 radius, a step line with its shaded 95 % band, the
     result's reported radii marked and annotated, and the largest certifiable radius dotted. Right: the same curve
@@ -213,7 +218,7 @@ def certified_curve_figure(data: CertifiedCurve) -> Figure:
             label = textwrap.fill(f"attack (upper bound), deployed model: {p['label']}", 60)
             ax.errorbar([x], [y], yerr=err, linestyle="none", markersize=7, capsize=4, elinewidth=1.4, label=label,
                         **styles[id(p)])  # fmt: skip
-            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(7, 4), fontsize=9,
+            ax.annotate(_floored(y), (x, y), textcoords="offset points", xytext=(7, 4), fontsize=9,
                         color=styles[id(p)]["color"])  # fmt: skip
 
     # left: L2
@@ -222,7 +227,7 @@ def certified_curve_figure(data: CertifiedCurve) -> Figure:
     for p in data.reported:
         x, y = p["radius"], 100 * p["accuracy"]
         left.plot([x], [y], "o", color=CERTIFIED_COLOR, markersize=6)
-        left.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(5, 6), fontsize=9,
+        left.annotate(_floored(y), (x, y), textcoords="offset points", xytext=(5, 6), fontsize=9,
                       color=CERTIFIED_COLOR)  # fmt: skip
     if data.reported:
         left.plot([], [], "o", color=CERTIFIED_COLOR, label="reported radii of the result")
