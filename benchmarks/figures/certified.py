@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.certify import certified_version
-from eee_zoo.adaptive.result import per_draw_interval
+from eee_zoo.adaptive.result import per_draw_count_interval
 from eee_zoo.cards import THREAT_MODELS, CardError, ZooCard, best_known_result, result_label
 from eee_zoo.evaluation.intervals import clopper_pearson_interval
 from eee_zoo.registry import UnknownModelError, get_card
@@ -70,7 +70,7 @@ def card_empirical_points(card: Any) -> list[dict[str, Any]]:
     """The card's best-known robust accuracy per (norm, eps) as empirical points of the certified curve: what the
     card's certified section sets beside the certified rows (:func:`eee_zoo.cards.best_known_result`). Intervals:
     Clopper-Pearson over images; for the adaptive worst case per draw, at the fractional count over its images
-    (:func:`eee_zoo.adaptive.result.per_draw_interval`, as its results file states it)."""
+    (:func:`eee_zoo.adaptive.result.per_draw_count_interval`, as its results file states it)."""
     robust = [r for r in card.results if r["metric"] == "robust_accuracy" and r["norm"] in ("Linf", "L2")]
     points = []
     for norm, eps in sorted({(r["norm"], r["eps"]) for r in robust}):
@@ -80,8 +80,7 @@ def card_empirical_points(card: Any) -> list[dict[str, Any]]:
         draws = best.get("fresh_draws")
         if str(best.get("version")).endswith("/per-draw") and draws:
             images = int(best.get("images") or best["n_examples"] // draws)
-            hits = [int(best["correct"])] + [0] * (images - 1)  # the interval depends on the total and the images
-            interval = per_draw_interval(hits, int(draws))
+            interval = per_draw_count_interval(int(best["correct"]), images, int(draws))
             how, label = "clopper-pearson 95% at the fractional count (per draw)", result_label(best)
         else:
             images = int(best["n_examples"])

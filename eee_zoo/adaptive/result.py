@@ -20,15 +20,23 @@ from scipy.stats import beta
 
 from ..evaluation.intervals import CONFIDENCE, clopper_pearson_interval
 
-__all__ = ["AdaptiveResult", "Column", "per_draw_interval"]
+__all__ = ["AdaptiveResult", "Column", "per_draw_count_interval", "per_draw_interval"]
 
 RESULT_FORMAT = 2
 
 
 def per_draw_interval(hits: list[int], draws: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Clopper-Pearson interval of the mean per-draw accuracy, at the (possibly fractional) count sum(hits)/draws."""
-    n = len(hits)
-    k = sum(hits) / draws
+    return per_draw_count_interval(sum(hits), len(hits), draws, confidence)
+
+
+def per_draw_count_interval(
+    total_hits: int, images: int, draws: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """:func:`per_draw_interval` from the totals alone (``total_hits`` image-draws right over ``images`` images),
+    which is all it depends on: what a card entry keeps."""
+    n = images
+    k = total_hits / draws
     alpha = 1 - confidence
     lo = 0.0 if k <= 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
     hi = 1.0 if k >= n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))

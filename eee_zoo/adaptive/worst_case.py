@@ -107,7 +107,7 @@ class WorstCase:
         self.selection_draws, self.selection_seed = selection_draws, selection_seed
         self.fresh_draws, self.fresh_seed = fresh_draws, fresh_seed
         self.final_draws, self.final_seed = final_draws, final_seed
-        self.tie_draws = tie_draws if final_draws else 0
+        self.tie_draws = tie_draws  # used by finalize only, which does nothing without final draws
         self.clean_hits, self.clean_p_true = judge(model, x, y, selection_draws, selection_seed)
         self.overall = self._clean_tally()
         self.per_attack: dict[str, Tally] = {}

@@ -283,15 +283,18 @@ def run_call(args: argparse.Namespace) -> int:
     queue = load_queue(args.queue, args.repo)
     first, *rest = queue.evaluations or [None]
 
+    def run_on(run: dict[str, Any], name: str, dataset: str, threat_model: str) -> bool:
+        """One evaluation or job (``{name, command, args}``) on checkpoint ``name``, writing its results and card."""
+        where = ["--dataset", dataset, "--threat-model", threat_model, "--device", args.device]
+        where += ["--data-dir", str(data_dir), "--write-card", "--no-leaderboard"]
+        command = call.python(run["command"], name, *map(str, run.get("args", [])), *where)
+        produces = [f"{root}/{dataset}/{threat_model}/{name}" for root in ("benchmarks/results", "model_cards")]
+        return call.step(f"{run['name']}-{name}", command, produces)
+
     def evaluate(evaluation: dict[str, Any], recipe: Any) -> bool:
         if recipe.dataset not in tested or not applies(evaluation, recipe):
             return False
-        results_rel = f"benchmarks/results/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
-        card_rel = f"model_cards/{recipe.dataset}/{recipe.threat_model}/{recipe.name}"
-        where = ["--dataset", recipe.dataset, "--threat-model", recipe.threat_model, "--device", args.device]
-        where += ["--data-dir", str(data_dir), "--write-card", "--no-leaderboard"]
-        command = call.python(evaluation["command"], recipe.name, *map(str, evaluation.get("args", [])), *where)
-        return call.step(f"{evaluation['name']}-{recipe.name}", command, [results_rel, card_rel])
+        return run_on(evaluation, recipe.name, recipe.dataset, recipe.threat_model)
 
     trained = []
     for entry, recipe in queue.recipes():
@@ -325,13 +328,8 @@ def run_call(args: argparse.Namespace) -> int:
                 break
     for job in queue.jobs:  # zoo checkpoints' runs that want a GPU (e.g. certification at the anchor's N)
         dataset, threat = job.get("dataset", "cifar10"), job.get("threat_model", "Linf")
-        if dataset not in tested or call.left() < MIN_STEP_S:
-            continue
-        where = ["--dataset", dataset, "--threat-model", threat, "--device", args.device, "--data-dir", str(data_dir)]
-        command = call.python(job["command"], job["checkpoint"], *map(str, job.get("args", [])), *where)
-        produces = [f"benchmarks/results/{dataset}/{threat}/{job['checkpoint']}"]
-        produces.append(f"model_cards/{dataset}/{threat}/{job['checkpoint']}")
-        call.step(f"{job['name']}-{job['checkpoint']}", [*command, "--write-card", "--no-leaderboard"], produces)
+        if dataset in tested and call.left() >= MIN_STEP_S:
+            run_on(job, job["checkpoint"], dataset, threat)
     call.bundle(args.out)
     call.log(f"call done in {call.elapsed():.0f} s")
     return 0
