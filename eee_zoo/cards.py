@@ -62,6 +62,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from ._io import atomic_write_bytes, atomic_write_text
 from .datasets import NUM_CLASSES, THREAT_MODELS, TITLES, parse_dataset, parse_threat_model
+from .models.multires import MultiResolutionStack
 
 __all__ = [
     "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "INDEX_FILENAME", "METRICS", "SHARD_PATTERN",
@@ -129,6 +130,13 @@ _FIGURES_SECTION_RE = re.compile(
     r"(?:## Figures\n\n)?" + re.escape(_FIGURES_START) + r".*?" + re.escape(_FIGURES_END) + r"\n*", re.DOTALL
 )
 # The adaptive suite in the card's Limitations section (eee_zoo.adaptive; benchmarks.adaptive writes the results).
+LIMITATIONS_PLAIN = (
+    "A plain deterministic classifier: no random stack and no aggregation that could mask its gradients, so "
+    "AutoAttack's `standard` version is its reference evaluation (RobustBench's protocol). The zoo's adaptive suite "
+    "runs on it too, judged on one draw (every draw of its stack is the same function), so that its rows compare "
+    "with the self-ensembles' on the same images. Every robust accuracy here is an upper bound: a stronger attack "
+    "may find less."
+)
 LIMITATIONS_ADAPTIVE = (
     "This zoo's own adaptive evaluation (`python -m benchmarks.adaptive`, `eee_zoo.adaptive`) takes, for every "
     "image, the worst case over many proposals: APGD-CE and APGD-DLR, untargeted and targeted, on the deterministic "
@@ -545,21 +553,38 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
     size = arch.get("input_size", 32)
     resolutions = ", ".join(str(r) for r in stack.get("resolutions", (32, 16, 8, 4)))
     hub_url = f"https://huggingface.co/{card.repo_id}"
+    plain = is_plain_classifier(arch)
+    if plain:
+        aggregation = "none (one predictor)"
 
     parts = [f"# {card.name}\n"]
     if description:
         parts.append(description.strip() + "\n")
-    parts.append(
-        f"A multi-resolution self-ensemble (Fort & Lakshminarayanan 2024, *Ensemble everything everywhere*, "
-        f"[arXiv:2408.05446](https://arxiv.org/abs/2408.05446)) for {DATASET_TITLES[card.dataset]} under the "
-        f"{card.threat_model} threat model, from the eee-zoo model zoo. Each image is turned into a stack of "
-        f"noisy, jittered copies at several resolutions; a backbone reads the stack, linear heads on its "
-        f"intermediate layers each predict the class, and their logits are aggregated.\n"
+    if plain:
+        parts.append(
+            f"A single-resolution baseline for {DATASET_TITLES[card.dataset]} under the {card.threat_model} threat "
+            f"model, from the eee-zoo model zoo of multi-resolution self-ensembles (Fort & Lakshminarayanan 2024, "
+            f"*Ensemble everything everywhere*, [arXiv:2408.05446](https://arxiv.org/abs/2408.05446)): a plain "
+            f"classifier that reads the image as it is, with no stack of copies, no intermediate heads and no "
+            f"aggregation, so its rows beside the self-ensembles' show what the method adds.\n"
+        )
+    else:
+        parts.append(
+            f"A multi-resolution self-ensemble (Fort & Lakshminarayanan 2024, *Ensemble everything everywhere*, "
+            f"[arXiv:2408.05446](https://arxiv.org/abs/2408.05446)) for {DATASET_TITLES[card.dataset]} under the "
+            f"{card.threat_model} threat model, from the eee-zoo model zoo. Each image is turned into a stack of "
+            f"noisy, jittered copies at several resolutions; a backbone reads the stack, linear heads on its "
+            f"intermediate layers each predict the class, and their logits are aggregated.\n"
+        )
+    stack_text = (
+        f"none (the {size} px image as it is)"
+        if plain
+        else f"{resolutions} px, `{stack.get('variant', 'code')}` variant"
     )
     parts.append(
         "## Model\n\n| | |\n|---|---|\n"
         f"| Input | float images `[B, 3, {size}, {size}]` in [0, 1] (normalisation happens inside the model) |\n"
-        f"| Multi-resolution stack | {resolutions} px, `{stack.get('variant', 'code')}` variant |\n"
+        f"| Multi-resolution stack | {stack_text} |\n"
         f"| Backbone | `{backbone['name']}`{f' ({kwargs})' if kwargs else ''} |\n"
         f"| Predictors | {', '.join(predictors)} |\n"
         f"| Aggregation | {aggregation} |\n"
@@ -575,9 +600,13 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
         "the pinned revision; with `HF_HUB_OFFLINE=1` only the local cache), checks their sha256 *before* loading "
         "and loads them with safetensors and `strict=True`. The card data is attached as `model.eee_info`.\n"
     )
-    parts.append("## Inference randomness\n\n" + _randomness_text(card, stack) + "\n")
+    randomness = _PLAIN_RANDOMNESS if plain else _randomness_text(card, stack)
+    parts.append("## Inference randomness\n\n" + randomness + "\n")
     parts.append("## Training\n\n" + _training_text(card) + "\n")
     parts.append("## Results\n\n" + _results_section(card) + "\n")
+    if plain:
+        parts.append("## Limitations\n\n" + LIMITATIONS_PLAIN + "\n")
+        return "\n".join(parts)
     parts.append(
         "## Limitations: gradient masking and adaptive attacks\n\n"
         "Read the robust accuracy of this method with care. The random input stack and the max/sort inside "
@@ -591,6 +620,25 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
         "adaptive-attack-verified figures. " + LIMITATIONS_ADAPTIVE + "\n"
     )
     return "\n".join(parts)
+
+
+_PLAIN_RANDOMNESS = (
+    "Inference is **deterministic**, with no random mode: the model reads the image as it is, so the same images "
+    "always give the same logits, and `load_model(..., stochastic=True)` changes nothing (its stack draws nothing)."
+)
+
+
+def is_plain_classifier(architecture: dict[str, Any]) -> bool:
+    """A single-resolution baseline: one copy of the image at its own size, a stack that draws nothing, and the
+    backbone's classifier as the only predictor (nothing to aggregate)."""
+    stack = dict(architecture.get("stack") or {})
+    size = architecture.get("input_size", 32)
+    return (
+        list(stack.get("resolutions", ())) == [size]
+        and not MultiResolutionStack(**stack).is_random
+        and not architecture.get("taps")
+        and architecture.get("include_backbone_head", True)
+    )
 
 
 def _weights_text(card: ZooCard) -> str:

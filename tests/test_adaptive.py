@@ -8,6 +8,7 @@ so attacks run a few iterations on the tiny trained self-ensemble and on a hand-
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from eee_zoo.adaptive.worst_case import WorstCase, count_hits
 from eee_zoo.data import load_cifar10
 from eee_zoo.evaluation.examples import project
 from eee_zoo.models import SelfEnsemble
+from eee_zoo.models.multires import MultiResolutionStack
 
 pytest.importorskip("pyautoattack")
 
@@ -211,14 +213,30 @@ def test_every_proposal_lies_in_the_ball_around_the_clean_image(
     assert count == 2 + 2 + model.num_predictors * 2 * 2 + 1
 
 
-def test_a_model_without_randomness_has_equal_per_draw_and_every_draw_figures(weights, data) -> None:
+def test_a_model_without_randomness_is_judged_on_one_draw_with_the_figures_of_many(weights, data) -> None:
     config = copy.deepcopy(TINY_CONFIG)
     config["stack"] = {"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0)}
     model = _model(weights, config)
-    r = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=(), progress=False, **DRAWS)
+    assert not model.is_random and _model(weights).is_random
+    aa = {"autoattack_overrides": FAST_STANDARD, "progress": False, **DRAWS}
+    r = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=FAST, autoattack=("rand", "standard-det"), **aa)
+    assert (r.selection_draws, r.fresh_draws, r.final_draws, r.tie_draws) == (1, 1, 0, 0)
+    assert [c.name for c in r.per_attack] == ["autoattack-standard-det", "apgd-ce-det", "pgd-mean-eot"]
+    assert [a["draws"] for a in r.attacks] == [0, 1]  # EOT over copies of one function is one draw
     for column in (r.clean, r.robust, *r.per_attack):
-        assert column.per_draw == column.every_draw
-        assert set(column.fresh_hits) <= {0, DRAWS["fresh_draws"]}
+        assert column.per_draw == column.every_draw and set(column.fresh_hits) <= {0, 1}
+
+    # the same run judged on the draws a random model needs gives the same figures
+    class PretendRandom(MultiResolutionStack):
+        is_random = True
+
+    model.stack.__class__ = PretendRandom
+    one_draw = [dataclasses.replace(a, draws=min(a.draws, 1)) for a in FAST]
+    full = adaptive_evaluate(model, 16, inputs=data, eps=EPS, attacks=one_draw, autoattack=("standard-det",), **aa)
+    assert full.fresh_draws == DRAWS["fresh_draws"]
+    for mine, theirs in zip((r.clean, r.robust, *r.per_attack), (full.clean, full.robust, *full.per_attack)):
+        assert [h * DRAWS["fresh_draws"] for h in mine.fresh_hits] == theirs.fresh_hits, mine.name
+        assert mine.per_draw == theirs.per_draw
 
 
 def test_same_seed_same_result_and_the_callers_rng_is_left_alone(model: SelfEnsemble, data) -> None:

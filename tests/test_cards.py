@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from huggingface_hub import ModelCard
 from eee_zoo.cards import (
     CardError,
     default_repo_id,
+    is_plain_classifier,
     load_card,
     parse_dataset,
     parse_threat_model,
@@ -330,3 +332,22 @@ def test_real_card_is_valid(path: Path) -> None:
     build_model(card)  # the architecture builds
     if (path.parent / card.filename).is_file():
         verify_folder(path.parent)  # shipped weights match the card's sha256, config.json matches
+
+
+def test_a_single_resolution_baseline_is_described_as_one(tmp_path: Path) -> None:
+    """A plain classifier's card says so (no stack, heads, CrossMax or masking caveat); a self-ensemble's does not."""
+    plain = {
+        **TINY_CONFIG,
+        "taps": [],
+        "aggregator": "mean",
+        "stack": {"resolutions": [32], "jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": [1.0, 1.0]},
+    }
+    texts = {}
+    for name, config in (("Plain", plain), ("Ensemble", TINY_CONFIG)):
+        folder = export(SelfEnsemble.from_config(copy.deepcopy(config)).eval(), name, tmp_path / name)
+        card = load_card(folder / "README.md")
+        assert is_plain_classifier(card.architecture) is (name == "Plain")
+        texts[name] = (folder / "README.md").read_text()
+    assert "A single-resolution baseline" in texts["Plain"] and "CrossMax" not in texts["Plain"]
+    assert "| Multi-resolution stack | none (the 32 px image as it is) |" in texts["Plain"]
+    assert "A multi-resolution self-ensemble" in texts["Ensemble"] and "gradient masking" in texts["Ensemble"]

@@ -397,3 +397,25 @@ def test_bad_input(x: torch.Tensor, error: type[Exception], match: str, stochast
 def test_bad_construction(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         MultiResolutionStack(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "settings, differ",
+    [
+        ({"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0)}, False),
+        ({"jitter": 1, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0)}, True),
+        ({"jitter": 0, "down_noise": 0.0, "up_noise": 0.1, "color_range": (1.0, 1.0)}, True),
+        ({"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (0.9, 1.0)}, True),
+        # the code variant draws no contrast of its own (it reuses the colour draw)
+        ({"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0), "contrast_range": (0.7, 1.5)},
+         False),
+        ({"jitter": 0, "down_noise": 0.0, "up_noise": 0.0, "color_range": (1.0, 1.0), "contrast_range": (0.7, 1.5),
+          "variant": "paper"}, True),
+    ],
+)  # fmt: skip
+def test_is_random_says_whether_two_draws_can_differ(settings: dict, differ: bool) -> None:
+    stack = MultiResolutionStack((32, 16), **settings)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a, b = stack(x), stack(x)  # two draws from the stack's own generator
+    assert stack.is_random is differ
+    assert torch.equal(a, b) is not differ

@@ -9,6 +9,7 @@ finished batch is stored, so a killed run resumes where it stopped with the unin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -132,6 +133,8 @@ def adaptive_evaluate(
     missing = [m for m in _SELF_ENSEMBLE_API if not callable(getattr(model, m, None))]
     if missing:
         raise TypeError(f"adaptive attacks need a self-ensemble (eee_zoo SelfEnsemble); the model lacks {missing}")
+    if not getattr(model, "is_random", True):
+        selection_draws, fresh_draws, final_draws, tie_draws, attacks, autoattack = _one_draw(attacks, autoattack)
     eps = check_eps(DEFAULT_EPS[threat_model] if eps is None else eps, threat_model)
     device = resolve_device(model, device, DistInfo.detect(False))
     model.to(device)
@@ -223,6 +226,22 @@ def adaptive_evaluate(
         wall_time_s=round(time.perf_counter() - wall_start, 1),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
+
+
+def _one_draw(attacks: list[Attack], autoattack: list[str]) -> tuple[int, int, int, int, list[Attack], list[str]]:
+    """Draws, attacks and AutoAttack versions for a model whose stack draws nothing (a single-resolution baseline):
+    every draw is the same function, so one draw judges exactly, EOT over E copies is E times one gradient, and
+    AutoAttack ``rand`` (APGD-CE and APGD-DLR with EOT 20) repeats what ``standard`` runs without EOT."""
+    attacks = [dataclasses.replace(a, draws=min(a.draws, 1)) for a in attacks]
+    dropped = [v for v in autoattack if v == "rand"]
+    autoattack = [v for v in autoattack if v != "rand"]
+    if not attacks and not autoattack:
+        raise ValueError("the model draws no randomness, so AutoAttack rand is standard-det: ask for standard-det")
+    logger.info(
+        "the model's stack draws no randomness: judging on 1 draw, EOT on 1 draw%s",
+        ", AutoAttack rand left out (standard-det covers it)" if dropped else "",
+    )
+    return 1, 1, 0, 0, attacks, autoattack
 
 
 def judgement_key(final_draws: int, tie_draws: int, fresh_draws: int) -> str:

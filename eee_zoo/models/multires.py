@@ -97,6 +97,13 @@ class MultiResolutionStack(nn.Module):
             "seed": self.seed,
         }
 
+    @property
+    def is_random(self) -> bool:
+        """Whether the stochastic mode draws anything. False for the identity stack of a single-resolution baseline
+        (no jitter, no noise, one-point colour and contrast ranges): every draw is then the same function."""
+        ranges = [self.color_range] if self.variant == "code" else [self.color_range, self.contrast_range]
+        return self.jitter > 0 or self.down_noise > 0 or self.up_noise > 0 or any(lo != hi for lo, hi in ranges)
+
     def manual_seed(self, seed: int) -> MultiResolutionStack:
         """Reset the module's generators: the next calls replay the same random draws."""
         self.seed = int(seed)

@@ -215,6 +215,11 @@ class SelfEnsemble(
     def stochastic(self) -> bool:
         return self.stack.stochastic
 
+    @property
+    def is_random(self) -> bool:
+        """Whether the stochastic stack draws anything (see :attr:`MultiResolutionStack.is_random`)."""
+        return self.stack.is_random
+
     def set_stochastic(self, stochastic: bool) -> SelfEnsemble:
         """Switch inference between the stochastic stack and its deterministic mode."""
         self.stack.stochastic = bool(stochastic)
