@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo.adaptive import AUTOATTACK_PROPOSALS
+from eee_zoo.adaptive.evaluate import autoattack_names
 from eee_zoo.cards import result_suite
 
 from .results import (
@@ -289,19 +291,21 @@ def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
 _ADAPTIVE_INTRO = (
     "`python -m benchmarks.adaptive` (eee_zoo.adaptive): for every image, every attack of the preset proposes "
     "adversarial examples, and so do AutoAttack's own runs named in the Preset column and the clean image itself. "
-    "The deployed model, with its own random stack and aggregator, keeps the proposal it gets right least often on "
-    "*selection* draws (`S + T`: each attack's finalist judged again on T further draws) and is then scored on "
-    "other, *fresh* draws (F), so picking the minimum does not flatter the figure. Columns: **clean, per draw** is "
-    "the clean images' accuracy on the fresh draws; **AutoAttack rand** is the robust accuracy of AutoAttack "
-    "`rand` on the same model, images (n), seed and eps (`-` where no such results file exists); **worst case, per "
-    "draw** (the headline) is the robust accuracy per draw, the mean over images and fresh draws of the kept "
-    "proposal being right, which AutoAttack `rand` measures with one draw per image; **every draw** counts the "
-    "images right on all F fresh draws (it falls as F grows, so F is named); each attack's column is its own "
-    "per-image worst case, per draw (`-`: not in that row's preset). 95 % intervals in brackets (Clopper-Pearson; "
-    "lower end floored, upper end ceiled to 0.01 %); accuracies in percent, floored to 0.01. **Checks** says `ok` "
-    "when the worst case is at most AutoAttack `rand` and at most every single attack's per-draw figure; otherwise "
-    "it names the comparison that failed. A failed check is a defect of the evaluation (the worst case over a set "
-    "of proposals cannot be above one of them but for the noise of the fresh draws), kept visible on purpose."
+    "The deployed model, with its own random stack and aggregator, keeps the proposal it gets right least often "
+    "on *selection* draws (`S + T`: each attack's finalist judged again on T further draws) and is then scored on "
+    "other, *fresh* draws (F), so picking the minimum does not flatter the figure. Columns: **clean, per draw** "
+    "is the clean images' accuracy on the fresh draws; **AutoAttack** is the robust accuracy of AutoAttack `rand` "
+    "on the same model, images (n), seed and eps (`standard` for a model whose stack draws nothing, judged on one "
+    "draw: rand would repeat standard's APGD on copies of one gradient; `-` where no such results file exists); "
+    "**worst case, per draw** (the headline) is the robust accuracy per draw, the mean over images and fresh "
+    "draws of the kept proposal being right, which AutoAttack `rand` measures with one draw per image; **every "
+    "draw** counts the images right on all F fresh draws (it falls as F grows, so F is named); each attack's "
+    "column is its own per-image worst case, per draw (`-`: not in that row's preset). 95 % intervals in brackets "
+    "(Clopper-Pearson; lower end floored, upper end ceiled to 0.01 %); accuracies in percent, floored to 0.01. "
+    "**Checks** says `ok` when the worst case is at most that AutoAttack figure and at most every single attack's "
+    "per-draw figure; otherwise it names the comparison that failed. A failed check is a defect of the evaluation "
+    "(the worst case over a set of proposals cannot be above one of them but for the noise of the fresh draws), "
+    "kept visible on purpose."
 )
 
 
@@ -311,11 +315,14 @@ def _interval_text(interval: Sequence[float]) -> str:
 
 
 def _matching_rand(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """AutoAttack ``rand`` on the same checkpoint, eps, n and seed as the adaptive result ``r`` (unchunked first)."""
+    """AutoAttack on the deployed model, on the same checkpoint, eps, n and seed as the adaptive result ``r``
+    (unchunked first): ``rand``, or ``standard`` for a model whose stack draws nothing (``r["stochastic"]`` False),
+    where rand would only repeat standard's APGD on copies of one gradient."""
+    stochastic = r.get("stochastic", True)
     matches = [
         a
         for a in autoattack
-        if a["version"] == "rand"
+        if (a["version"] == "rand" if stochastic else (a["version"] == "standard" and a.get("stochastic") is False))
         and headline([a]) is not None
         and _same_checkpoint(a, r)
         and (a["n_examples"], a["seed"]) == (r["n_examples"], r["seed"])
@@ -330,7 +337,7 @@ def adaptive_checks(r: dict[str, Any], rand: dict[str, Any] | None = None) -> st
     worst = _per_draw(r["robust"], n, draws)
     failed = []
     if rand is not None and worst > Fraction(rand["robust_correct"], rand["n_examples"]):
-        failed.append("rand")
+        failed.append(rand["version"])
     failed += [c["name"] for c in r["per_attack"] if worst > _per_draw(c, n, draws)]
     return "ok" if not failed else "above " + ", ".join(failed)
 
@@ -358,11 +365,13 @@ def render_adaptive(
         lines.append("No worst-case results yet.")
     else:
         attacks = list(dict.fromkeys(c["name"] for _, r in entries for c in r["per_attack"]))
+        first = autoattack_names(AUTOATTACK_PROPOSALS)  # AutoAttack's columns first, in one order for every row
+        attacks.sort(key=lambda a: first.index(a) if a in first else len(first))
         lines += [
             _ADAPTIVE_INTRO,
             "",
             "| Model | Dataset / threat | eps | Preset | n | Seed | Selection / fresh draws | Clean, per draw "
-            "| AutoAttack rand | **Worst case, per draw** | Every draw | "
+            "| AutoAttack | **Worst case, per draw** | Every draw | "
             + "".join(f"{a} | " for a in attacks)
             + "Checks | Results file |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(attacks) + "---|---|",
@@ -386,7 +395,9 @@ def render_adaptive(
                 + (f" (+{r['tie_draws']} ties)" if r.get("tie_draws") else "")
                 + f" / {draws}",
                 f"{_fraction_floor(_per_draw(r['clean'], n, draws)):.2f}",
-                "-" if rand is None else f"{percent_floor(rand['robust_correct'], rand['n_examples']):.2f}",
+                "-"
+                if rand is None
+                else f"{percent_floor(rand['robust_correct'], rand['n_examples']):.2f} ({rand['version']})",
                 f"**{_fraction_floor(_per_draw(robust, n, draws)):.2f}** {_interval_text(robust['per_draw_interval'])}",
                 f"{percent_floor(robust['every_draw_correct'], n):.2f} {_interval_text(robust['every_draw_interval'])}"
                 f" (all {draws})",

@@ -271,16 +271,17 @@ def adaptive_figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dict[str, Any]]:
     """The card entries of a worst-case adaptive result: robust accuracy per draw (the headline) and on every draw.
 
-    Both are :func:`adaptive_figures`, floored to 0.01 %, with ``suite: adaptive`` and ``stochastic: True`` (the
-    deployed model judged them); ``images`` and ``fresh_draws`` ride along so the card can say what was counted.
-    The clean accuracy of the same run is left out of the card, where it would stand beside the usual single-draw
-    clean accuracy without its context; the leaderboard shows it.
+    Both are :func:`adaptive_figures`, floored to 0.01 %, with ``suite: adaptive`` and the result's ``stochastic``
+    (the deployed model judged them; False for a model whose stack draws nothing); ``images`` and ``fresh_draws``
+    ride along so the card can say what was counted. The clean accuracy of the same run is left out of the card,
+    where it would stand beside the usual single-draw clean accuracy without its context; the leaderboard shows it.
     """
     if (result.get("data") or {}).get("source") != _LOAD_SOURCE:
         raise ResultsError("a result on caller-provided images cannot go into a model card")
     if result.get("autoattack_overrides"):
         raise ResultsError("a result with reduced AutoAttack settings cannot go into a model card")
-    common = {"norm": result["threat_model"], "eps": result["eps"], "seed": result["seed"], "stochastic": True}
+    common = {"norm": result["threat_model"], "eps": result["eps"], "seed": result["seed"],
+              "stochastic": bool(result.get("stochastic", True))}  # fmt: skip
     return [
         {"metric": "robust_accuracy", "value": percent_floor(f["correct"], f["n_examples"]), "version": version,
          **f, **common, "suite": "adaptive", "results_file": results_file}

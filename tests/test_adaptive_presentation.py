@@ -195,7 +195,7 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
     assert {"apgd-ce-det", "autoattack-rand", "pgd-mean-eot"} < set(names)  # the union of the rows' attacks
     row = next(line for line in markdown.splitlines() if ref in line)
     cells = dict(zip(names, (c.strip() for c in row.split("|")[1:-1])))
-    assert (cells["Clean, per draw"], cells["AutoAttack rand"]) == ("100.00", "25.00")
+    assert (cells["Clean, per draw"], cells["AutoAttack"]) == ("100.00", "25.00 (rand)")
     assert cells["**Worst case, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
     assert cells["Every draw"].startswith("10.00 [") and cells["Every draw"].endswith("(all 4)")
     assert (cells["apgd-ce-det"], cells["autoattack-rand"], cells["pgd-mean-eot"]) == ("20.00", "30.00", "-")
@@ -218,6 +218,21 @@ def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) 
     assert "| above rand, apgd-ce-det | `benchmarks/results/" in _adaptive_row(markdown)
     assert (info["autoattack_acc"], info["external"]) == (25.0, 25.0)  # rand is still the best known
     assert "none of the 1 adaptive worst-case evaluations of this checkpoint found less" in info["footnote"]
+
+
+def test_a_model_that_draws_nothing_is_checked_against_autoattack_standard() -> None:
+    """Its worst case is judged on one draw and compared with AutoAttack standard (rand would repeat standard's APGD
+    on copies of one gradient); a random model's with rand, never with its deterministic mode's standard."""
+    from benchmarks.leaderboard import _matching_rand, adaptive_checks
+
+    rand = json.loads(RAND.read_text())  # 25 / 100
+    standard = {**rand, "version": "standard", "stochastic": False, "robust_correct": 5, "robust_accuracy": 0.05}
+    random = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1)
+    plain = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1, stochastic=False, autoattack=["standard-det"])
+    assert _matching_rand(random, [standard, rand]) is rand and adaptive_checks(random, rand) == "ok"
+    assert _matching_rand(plain, [rand, standard]) is standard
+    assert adaptive_checks(plain, standard) == "above standard"  # 10 % above standard's 5 %: a defect, named
+    assert _matching_rand(plain, [rand]) is None
 
 
 def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:

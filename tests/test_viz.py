@@ -48,6 +48,7 @@ from eee_zoo.viz import (  # noqa: E402  (after the importorskip of the optional
     class_maximisation_figure,
     eps_curve_figure,
     eps_curves,
+    make_figures,
     maximise_classes,
     per_layer_figure,
     per_layer_robustness,
@@ -322,3 +323,22 @@ def test_zoo_cards_show_exactly_the_committed_figures() -> None:
         for name in pngs:
             copy = card.parent / "figures" / name
             assert f"](figures/{name})" in text and copy.read_bytes() == (source / name).read_bytes(), copy
+
+
+def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> None:
+    """A model whose stack draws nothing gets AutoAttack standard where a self-ensemble gets rand (rand would run
+    standard's APGD on 20 copies of one gradient): in the successful attacks and on the eps curve."""
+    from benchmarks.perf.tiny_model import TINY_CONFIG
+
+    plain_config = {**TINY_CONFIG, "taps": [], "aggregator": "mean",
+                    "stack": {"resolutions": [32], "jitter": 0, "down_noise": 0.0, "up_noise": 0.0,
+                              "color_range": [1.0, 1.0]}}  # fmt: skip
+    plain = train_tiny_model(plain_config)
+    assert not plain.is_random
+    settings = FigureSettings(n=6, k=1, draws=2, eps_list=(8 / 255,), autoattack_overrides=FAST_AA,
+                              adaptive=FAST_ADAPTIVE)  # fmt: skip
+    make_figures(plain, ["attacks", "eps-curve"], tmp_path, settings=settings, state_dir=tmp_path / "state")
+    attacks = json.loads((tmp_path / "successful_attacks.json").read_text())["attacks"]
+    assert [a["name"] for a in attacks] == ["autoattack-standard-det", "adaptive"]
+    curves = json.loads((tmp_path / "eps_curve.json").read_text())["curves"]
+    assert set(curves) == {"autoattack-standard-det", "adaptive"}

@@ -133,7 +133,8 @@ def adaptive_evaluate(
     missing = [m for m in _SELF_ENSEMBLE_API if not callable(getattr(model, m, None))]
     if missing:
         raise TypeError(f"adaptive attacks need a self-ensemble (eee_zoo SelfEnsemble); the model lacks {missing}")
-    if not getattr(model, "is_random", True):
+    random = getattr(model, "is_random", True)
+    if not random:
         selection_draws, fresh_draws, final_draws, tie_draws, attacks, autoattack = _one_draw(attacks, autoattack)
     eps = check_eps(DEFAULT_EPS[threat_model] if eps is None else eps, threat_model)
     device = resolve_device(model, device, DistInfo.detect(False))
@@ -223,7 +224,7 @@ def adaptive_evaluate(
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
         chosen=sum((bt["chosen"] for bt in batches), []), data=data,
         x_adv=torch.cat(kept) if all(k is not None for k in kept) else None, versions=versions(), device=str(device),
-        wall_time_s=round(time.perf_counter() - wall_start, 1),
+        wall_time_s=round(time.perf_counter() - wall_start, 1), stochastic=random,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
 

@@ -106,20 +106,22 @@ class AdaptiveResult:
     wall_time_s: float
     created: str
     confidence: float = CONFIDENCE
+    stochastic: bool = True  # False: the model's stack draws nothing (judged on one draw, see evaluate._one_draw)
     # per image, the kept proposal of the headline (the clean image where that is the worst); not in to_dict()
     x_adv: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(dataclasses.replace(self, x_adv=None))
         d.pop("x_adv")
-        d.update(format_version=RESULT_FORMAT, suite="adaptive", kind="adaptive", stochastic=True)
+        d.update(format_version=RESULT_FORMAT, suite="adaptive", kind="adaptive")
         return d
 
     def examples_metadata(self) -> dict[str, str]:
         """What :func:`eee_zoo.evaluation.examples.save_adversarial_examples` records beside :attr:`x_adv`."""
         return {
             "model_name": self.model_name, "model_sha256": self.checkpoint_sha256, "dataset": self.dataset,
-            "suite": "adaptive", "preset": self.preset, "seed": str(self.seed), "mode": "stochastic",
+            "suite": "adaptive", "preset": self.preset, "seed": str(self.seed),
+            "mode": "stochastic" if self.stochastic else "deterministic",
             "batch_size": str(self.batch_size),
         }  # fmt: skip
 

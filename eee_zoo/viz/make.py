@@ -117,6 +117,10 @@ def make_figures(
         "device": str(device), "versions": versions(),
     }  # fmt: skip
     runs: dict[tuple[str, float], AttackRun] = {}
+    # a model whose stack draws nothing (a single-resolution baseline): AutoAttack rand is standard's APGD with
+    # 20 copies of one gradient, so its figures show AutoAttack standard (RobustBench's protocol for such models)
+    autoattack = "autoattack-rand" if getattr(model, "is_random", True) else "autoattack-standard-det"
+    curve_attacks = [a for a in s.curve_attacks if a != "autoattack-rand" or autoattack == "autoattack-rand"]
 
     def run(attack: str, at: float) -> AttackRun:
         if (attack, at) not in runs:
@@ -150,7 +154,7 @@ def make_figures(
             continue
         if key == "attacks":
             data = successful_attacks(
-                model, x, y, [run("autoattack-rand", eps), run("adaptive", eps)], dataset=dataset,
+                model, x, y, [run(autoattack, eps), run("adaptive", eps)], dataset=dataset,
                 threat_model=threat_model, k=s.k, draws=s.draws, seed=s.seed, model_name=name,
             )  # fmt: skip
             checks = {r.name: check(r) for r in data.runs}
@@ -176,7 +180,7 @@ def make_figures(
             save(FIGURES[key], per_layer_figure(data), data.record())
         elif key == "eps-curve":
             eps_list = s.eps_list or default_eps_list(threat_model)
-            data = eps_curves(run, list(s.curve_attacks), list(eps_list), model_name=name, dataset=dataset,
+            data = eps_curves(run, curve_attacks, list(eps_list), model_name=name, dataset=dataset,
                               threat_model=threat_model, n=s.n, seed=s.seed)  # fmt: skip
             for attack, points in data.curves.items():
                 for point in points:
