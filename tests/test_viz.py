@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -190,6 +191,32 @@ def test_eps_curve_and_the_results_file_check(runs, tmp_path: Path) -> None:
     assert png_bytes(eps_curve_figure(EpsCurves.from_record(written))) == png_bytes(figure)
 
     assert count_accuracy([True, False, True, True])["interval"][1] < 1.0
+
+
+def test_an_adaptive_point_above_autoattack_on_the_deployed_model_is_flagged() -> None:
+    """Compared with rand (the deployed model) for a random model, with standard for one whose stack draws nothing;
+    never with standard on a random model's deterministic mode (another function)."""
+
+    def point(name: str, eps: float, accuracy: float, **settings: Any) -> AttackRun:
+        record = {"name": name, "title": name, "eps": eps, "clean": {"accuracy": 0.9},
+                  "robust": {"accuracy": accuracy, "interval": [0.0, 1.0]}, "settings": settings}  # fmt: skip
+        return AttackRun.from_record(record)
+
+    def curves(stochastic: bool) -> EpsCurves:
+        return EpsCurves("m", "cifar10", "Linf", 100, 0, {
+            "autoattack-rand": [point("autoattack-rand", 1 / 255, 0.60), point("autoattack-rand", 2 / 255, 0.30)],
+            "autoattack-standard-det": [point("autoattack-standard-det", 1 / 255, 0.10),
+                                        point("autoattack-standard-det", 2 / 255, 0.05)],
+            "adaptive": [point("adaptive", 1 / 255, 0.65, stochastic=stochastic),
+                         point("adaptive", 2 / 255, 0.05, stochastic=stochastic)],
+        })  # fmt: skip
+
+    assert curves(True).adaptive_above_autoattack() == ["1/255: adaptive 65.00 % > autoattack-rand 60.00 %"]
+    assert curves(False).adaptive_above_autoattack() == ["1/255: adaptive 65.00 % > autoattack-standard-det 10.00 %"]
+    flagged = curves(True)
+    assert flagged.record()["adaptive_above_autoattack"] == flagged.adaptive_above_autoattack()
+    texts = [t.get_text() for t in eps_curve_figure(flagged).texts]
+    assert any(t.startswith("adaptive worst case above AutoAttack") for t in texts)
 
 
 def test_runs_are_checked_against_results_files_of_the_same_configuration(
