@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_model import TINY_CONFIG  # noqa: F401  (re-exported for `from conftest import`)
 
-from benchmarks.perf.tiny_model import TINY_CONFIG  # noqa: F401  (re-exported for `from conftest import`)
 from eee_zoo.models import SelfEnsemble
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

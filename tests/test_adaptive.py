@@ -22,8 +22,8 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import FAST_STANDARD
+from tiny_model import TINY_CONFIG, train_tiny_model
 
-from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model
 from eee_zoo.adaptive import PRESETS, Attack, adaptive_evaluate, describe_preset
 from eee_zoo.adaptive.evaluate import derive_seed
 from eee_zoo.adaptive.result import per_draw_interval
@@ -302,7 +302,7 @@ def test_per_draw_interval_is_clopper_pearson_for_one_draw() -> None:
 _RESUME_SCRIPT = textwrap.dedent(
     """
     import copy, sys, torch
-    from benchmarks.perf.tiny_model import TINY_CONFIG, train_tiny_model
+    from tiny_model import TINY_CONFIG, train_tiny_model
     from eee_zoo.adaptive import Attack, adaptive_evaluate
     from eee_zoo.data import load_cifar10
     model = train_tiny_model(copy.deepcopy(TINY_CONFIG)).set_stochastic(True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import train_tiny_model
 
 from benchmarks.leaderboard import build, headline, model_info
-from benchmarks.perf.tiny_model import train_tiny_model
 from benchmarks.results import (
     ResultsError,
     card_results,

@@ -20,8 +20,8 @@ import torch.nn as nn
 from conftest import FAST_STANDARD
 from pyautoattack import AutoAttack
 from safetensors.torch import load_file, save_file
+from tiny_model import train_tiny_model
 
-from benchmarks.perf.tiny_model import train_tiny_model
 from eee_zoo import benchmark, evaluate
 from eee_zoo.data import load_dataset
 from eee_zoo.evaluation import (

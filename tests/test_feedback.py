@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 from conftest import FAST_STANDARD
 from PIL import Image
+from tiny_model import train_tiny_model
 
-from benchmarks.perf.tiny_model import train_tiny_model
 from eee_zoo import benchmark, evaluate
 from eee_zoo.adaptive import Attack, adaptive_evaluate
 from eee_zoo.data import load_dataset

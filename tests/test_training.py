@@ -164,6 +164,31 @@ def test_hard_killed_run_resumes_to_identical_weights(tiny_run: Path, cifar_npz_
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
 
+def test_training_never_draws_from_the_global_rng(tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path) -> None:
+    # Every draw comes from a step-indexed generator; weight init runs in a forked global RNG seeded explicitly.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(12345)  # another global state than tiny_run's
+        before = torch.get_rng_state()
+        assert train(tmp_path / "run", cifar_npz_dir) == 0  # with the export
+        assert torch.equal(torch.get_rng_state(), before), "training drew from the global RNG"
+    trained, uninterrupted = model_state(tmp_path / "run"), model_state(tiny_run)
+    assert all(torch.equal(trained[k], uninterrupted[k]) for k in uninterrupted)
+    assert "torch_cpu" not in torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)["rng"]
+
+
+def test_a_checkpoint_holding_the_global_rng_state_still_resumes(
+    tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--stop-after-steps", "2") == 0
+    state = torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)
+    state["rng"]["torch_cpu"] = torch.Generator().manual_seed(7).get_state()  # as checkpoints before it was dropped
+    torch.save(state, run_dir / CHECKPOINT_NAME)
+    assert train(run_dir, cifar_npz_dir, "--no-export", "--resume") == 0
+    resumed, uninterrupted = model_state(run_dir), model_state(tiny_run)
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+
+
 def test_resume_refuses_another_recipe_and_fresh_run_refuses_old_dir(
     tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

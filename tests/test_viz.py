@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn as nn
+from tiny_model import train_tiny_model
 
-from benchmarks.perf.tiny_model import train_tiny_model
 from benchmarks.results import check_card
 from eee_zoo import cli
 from eee_zoo.adaptive import Attack, adaptive_evaluate
@@ -355,7 +355,7 @@ def test_zoo_cards_show_exactly_the_committed_figures() -> None:
 def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> None:
     """A model whose stack draws nothing gets AutoAttack standard where a self-ensemble gets rand (rand would run
     standard's APGD on 20 copies of one gradient): in the successful attacks and on the eps curve."""
-    from benchmarks.perf.tiny_model import TINY_CONFIG
+    from tiny_model import TINY_CONFIG
 
     plain_config = {**TINY_CONFIG, "taps": [], "aggregator": "mean",
                     "stack": {"resolutions": [32], "jitter": 0, "down_noise": 0.0, "up_noise": 0.0,

@@ -5,7 +5,7 @@ Both sides train the same architecture from the same initial weights with the sa
 for the same number of optimiser steps, on the CPU, in one process, alternating (reference, ours) to spread
 machine drift (other jobs on the shared CPU) over both sides; the median over repeats is reported.
 
-* ``ours``: ``training.train.Trainer.run_stage`` itself (stage 1, the backbone on the stack), with the recipe's
+* ``ours``: ``training.train.train_stage`` itself (stage 1, the backbone on the stack), with the recipe's
   runtime settings applied as a real run applies them (``channels_last``: NHWC tensors, in which oneDNN's CPU
   convolutions are faster): images kept as a uint8 tensor on the device; per-batch index, crop/flip and
   the vectorised ``MultiResolutionStack`` on the device with a step-seeded ``torch.Generator``; the epoch-end log
@@ -54,10 +54,15 @@ if str(REPO_ROOT) not in sys.path:  # also runnable as a file: python benchmarks
 
 from benchmarks.perf.log import Log  # noqa: E402
 from benchmarks.perf.reference_stack import ReferenceStack  # noqa: E402
+from benchmarks.perf.training_session import cpu_session  # noqa: E402
 from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.data import load_uint8  # noqa: E402
+from training.distributed import DistInfo  # noqa: E402
+from training.optim import make_optimizer  # noqa: E402
+from training.randomness import build_model  # noqa: E402
 from training.recipe import Recipe, load_recipe  # noqa: E402
-from training.train import DistInfo, Trainer, build_model, device_info, make_optimizer  # noqa: E402
+from training.records import device_info  # noqa: E402
+from training.train import train_stage  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET = 3.0
@@ -79,18 +84,10 @@ def bench_recipe(recipe: Recipe, images: np.ndarray, labels: np.ndarray, steps: 
 def run_ours(
     recipe: Recipe, recipe_path: Path, x_uint8: np.ndarray, y: np.ndarray, workdir: Path
 ) -> tuple[float, float]:
-    """Wall and process-CPU seconds for one epoch of stage 1 through the real ``Trainer.run_stage``."""
-    args = argparse.Namespace(
-        out=workdir, resume=False, device="cpu", data_dir=None, threads=None, stop_after_steps=None,
-        no_export=True, no_progress=True,
-    )  # fmt: skip
-    trainer = Trainer(args, recipe, recipe_path, DistInfo())
-    trainer.train_x = torch.from_numpy(x_uint8).permute(0, 3, 1, 2).contiguous()
-    trainer.train_y = torch.from_numpy(y)
-    trainer.set_runtime()  # the recipe's speed settings for the CPU, as a real run applies them
-    trainer.init_model()
+    """Wall and process-CPU seconds for one epoch of stage 1 through the real ``train_stage``."""
+    session = cpu_session(recipe, recipe_path, x_uint8, y, workdir)
     start, cpu = time.perf_counter(), time.process_time()
-    trainer.run_stage("backbone", recipe.backbone_stage, None)
+    train_stage(session, "backbone", recipe.backbone_stage, None)
     return time.perf_counter() - start, time.process_time() - cpu
 
 

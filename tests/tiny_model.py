@@ -1,6 +1,8 @@
-"""The tiny self-ensemble used by the tests and the evaluation perf benchmark, and its short training.
+"""The tests' tiny self-ensemble (``TINY_CONFIG``, also conftest's ``tiny_config`` / ``tiny_model`` fixtures) and
+its short training, for tests whose attacks need a model that is right on some images.
 
-One definition serves both, so that a benchmark and the tests it mirrors measure the same model.
+Test code only: ``benchmarks/perf/eval_overhead.py`` trains its own model (the smoke recipe, through the zoo's
+training loop) rather than importing this.
 """
 
 from __future__ import annotations
