@@ -315,7 +315,8 @@ _RESUME_SCRIPT = textwrap.dedent(
 
 
 def test_resume_after_kill_gives_the_uninterrupted_result(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    here = Path(__file__).resolve().parent  # tiny_model lives beside the tests
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
     script = tmp_path / "run.py"
     script.write_text(_RESUME_SCRIPT)
     whole = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "30"], env=env, capture_output=True,
