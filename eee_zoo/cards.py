@@ -115,11 +115,12 @@ _RESULTS_SECTION_RE = re.compile(re.escape(_RESULTS_START) + r".*?" + re.escape(
 FIGURES_FOLDER = "figures"
 FIGURE_CAPTIONS = {  # file stem -> caption, in the order shown
     "successful_attacks": "Successful attacks: clean image, adversarial image and the perturbation (amplified), "
-    "with true and predicted classes, for AutoAttack `rand` and for the adaptive suite's worst case.",
+    "with true and predicted classes, for AutoAttack (`rand`; `standard` for a model whose stack draws nothing) and "
+    "for the adaptive suite's worst case.",
     "per_layer": "Per-layer robustness: every predictor (the heads and the backbone's classifier) and the "
     "aggregate, clean and under APGD-CE crafted against the full model and against each predictor itself.",
-    "eps_curve": "Robust accuracy against eps: AutoAttack `rand`, `standard` on the deterministic mode and the "
-    "adaptive worst case on the same images, with confidence intervals.",
+    "eps_curve": "Robust accuracy against eps: AutoAttack `rand` (not for a model whose stack draws nothing), "
+    "`standard` on the deterministic mode and the adaptive worst case on the same images, with confidence intervals.",
     "class_maximisation": "Class maximisation: images optimised from grey towards each class through the model.",
     "certified": "Certified accuracy against radius (randomized smoothing, a lower bound for the smoothed "
     "classifier), in L2 and in the L-inf radius it implies, beside the best-known attacks' figures (upper bounds).",
