@@ -30,7 +30,7 @@
 # The other CPU checkpoints (section 5), n = 100, seed 0, the same settings: every figure of Airbench_CPU_Baseline
 # (AutoAttack standard where a self-ensemble gets rand: its stack draws nothing; its adaptive worst case resumes from
 # the first batch of its n = 500 run in benchmarks/state); class maximisation beside the baseline and per-layer
-# robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (not run yet: about 40 min); class
+# robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (30 min); class
 # maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 (no CIFAR-100 baseline yet). Successful attacks of
 # FGSM, Gauss025 and C100 wait for their n >= 100 adaptive worst cases (about 1.5 h each on this CPU).
 # A figure made of numbers (per_layer, eps_curve) is drawn again from its JSON, without attacking, with
