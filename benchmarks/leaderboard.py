@@ -314,7 +314,7 @@ def _interval_text(interval: Sequence[float]) -> str:
     return f"[{lo:.2f}, {hi:.2f}]"
 
 
-def _matching_rand(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def _matching_autoattack(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """AutoAttack on the deployed model, on the same checkpoint, eps, n and seed as the adaptive result ``r``
     (unchunked first): ``rand``, or ``standard`` for a model whose stack draws nothing (``r["stochastic"]`` False),
     where rand would only repeat standard's APGD on copies of one gradient."""
@@ -330,14 +330,15 @@ def _matching_rand(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> d
     return min(matches, key=lambda a: a.get("chunk_size") is not None, default=None)
 
 
-def adaptive_checks(r: dict[str, Any], rand: dict[str, Any] | None = None) -> str:
-    """``ok`` when the worst case per draw is at most AutoAttack ``rand``'s figure (if given) and at most every
-    single attack's per-draw figure (compared exactly, as counts); else what failed, e.g. ``above rand``."""
+def adaptive_checks(r: dict[str, Any], reference: dict[str, Any] | None = None) -> str:
+    """``ok`` when the worst case per draw is at most the figure of ``reference`` (if given: AutoAttack on the
+    deployed model, :func:`_matching_autoattack`) and at most every single attack's per-draw figure (compared
+    exactly, as counts); else what failed, e.g. ``above rand``."""
     n, draws = r["n_examples"], r["fresh_draws"]
     worst = _per_draw(r["robust"], n, draws)
     failed = []
-    if rand is not None and worst > Fraction(rand["robust_correct"], rand["n_examples"]):
-        failed.append(rand["version"])
+    if reference is not None and worst > Fraction(reference["robust_correct"], reference["n_examples"]):
+        failed.append(reference["version"])
     failed += [c["name"] for c in r["per_attack"] if worst > _per_draw(c, n, draws)]
     return "ok" if not failed else "above " + ", ".join(failed)
 
@@ -378,7 +379,7 @@ def render_adaptive(
         ]
         for ref, r in entries:
             n, draws = r["n_examples"], r["fresh_draws"]
-            rand = _matching_rand(r, autoattack)
+            reference = _matching_autoattack(r, autoattack)
             robust = r["robust"]
             columns = {c["name"]: c for c in r["per_attack"]}
             cells = [
@@ -396,13 +397,14 @@ def render_adaptive(
                 + f" / {draws}",
                 f"{_fraction_floor(_per_draw(r['clean'], n, draws)):.2f}",
                 "-"
-                if rand is None
-                else f"{percent_floor(rand['robust_correct'], rand['n_examples']):.2f} ({rand['version']})",
+                if reference is None
+                else f"{percent_floor(reference['robust_correct'], reference['n_examples']):.2f} "
+                f"({reference['version']})",
                 f"**{_fraction_floor(_per_draw(robust, n, draws)):.2f}** {_interval_text(robust['per_draw_interval'])}",
                 f"{percent_floor(robust['every_draw_correct'], n):.2f} {_interval_text(robust['every_draw_interval'])}"
                 f" (all {draws})",
                 *(f"{_fraction_floor(_per_draw(columns[a], n, draws)):.2f}" if a in columns else "-" for a in attacks),
-                adaptive_checks(r, rand),
+                adaptive_checks(r, reference),
                 f"`{ref}`",
             ]
             lines.append("| " + " | ".join(cells) + " |")

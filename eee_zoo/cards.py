@@ -62,7 +62,6 @@ from huggingface_hub.utils import validate_repo_id
 
 from ._io import atomic_write_bytes, atomic_write_text
 from .datasets import NUM_CLASSES, THREAT_MODELS, TITLES, parse_dataset, parse_threat_model
-from .models.multires import MultiResolutionStack
 
 __all__ = [
     "CARD_FILENAME", "CONFIG_FILENAME", "DATASETS", "DEFAULT_ORG", "INDEX_FILENAME", "METRICS", "SHARD_PATTERN",
@@ -130,7 +129,7 @@ _FIGURES_END = "<!-- eee-zoo:figures:end -->"
 _FIGURES_SECTION_RE = re.compile(
     r"(?:## Figures\n\n)?" + re.escape(_FIGURES_START) + r".*?" + re.escape(_FIGURES_END) + r"\n*", re.DOTALL
 )
-# The adaptive suite in the card's Limitations section (eee_zoo.adaptive; benchmarks.adaptive writes the results).
+# A single-resolution baseline's Limitations section.
 LIMITATIONS_PLAIN = (
     "A plain deterministic classifier: no random stack and no aggregation that could mask its gradients, so "
     "AutoAttack's `standard` version is its reference evaluation (RobustBench's protocol). The zoo's adaptive suite "
@@ -138,6 +137,7 @@ LIMITATIONS_PLAIN = (
     "with the self-ensembles' on the same images. Every robust accuracy here is an upper bound: a stronger attack "
     "may find less."
 )
+# The adaptive suite in the card's Limitations section (eee_zoo.adaptive; benchmarks.adaptive writes the results).
 LIMITATIONS_ADAPTIVE = (
     "This zoo's own adaptive evaluation (`python -m benchmarks.adaptive`, `eee_zoo.adaptive`) takes, for every "
     "image, the worst case over many proposals: APGD-CE and APGD-DLR, untargeted and targeted, on the deterministic "
@@ -556,32 +556,28 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
     hub_url = f"https://huggingface.co/{card.repo_id}"
     plain = is_plain_classifier(arch)
     if plain:
-        aggregation = "none (one predictor)"
-
-    parts = [f"# {card.name}\n"]
-    if description:
-        parts.append(description.strip() + "\n")
-    if plain:
-        parts.append(
+        intro = (
             f"A single-resolution baseline for {DATASET_TITLES[card.dataset]} under the {card.threat_model} threat "
             f"model, from the eee-zoo model zoo of multi-resolution self-ensembles (Fort & Lakshminarayanan 2024, "
             f"*Ensemble everything everywhere*, [arXiv:2408.05446](https://arxiv.org/abs/2408.05446)): a plain "
             f"classifier that reads the image as it is, with no stack of copies, no intermediate heads and no "
             f"aggregation, so its rows beside the self-ensembles' show what the method adds.\n"
         )
+        stack_text, aggregation = f"none (the {size} px image as it is)", "none (one predictor)"
     else:
-        parts.append(
+        intro = (
             f"A multi-resolution self-ensemble (Fort & Lakshminarayanan 2024, *Ensemble everything everywhere*, "
             f"[arXiv:2408.05446](https://arxiv.org/abs/2408.05446)) for {DATASET_TITLES[card.dataset]} under the "
             f"{card.threat_model} threat model, from the eee-zoo model zoo. Each image is turned into a stack of "
             f"noisy, jittered copies at several resolutions; a backbone reads the stack, linear heads on its "
             f"intermediate layers each predict the class, and their logits are aggregated.\n"
         )
-    stack_text = (
-        f"none (the {size} px image as it is)"
-        if plain
-        else f"{resolutions} px, `{stack.get('variant', 'code')}` variant"
-    )
+        stack_text = f"{resolutions} px, `{stack.get('variant', 'code')}` variant"
+
+    parts = [f"# {card.name}\n"]
+    if description:
+        parts.append(description.strip() + "\n")
+    parts.append(intro)
     parts.append(
         "## Model\n\n| | |\n|---|---|\n"
         f"| Input | float images `[B, 3, {size}, {size}]` in [0, 1] (normalisation happens inside the model) |\n"
@@ -632,6 +628,8 @@ _PLAIN_RANDOMNESS = (
 def is_plain_classifier(architecture: dict[str, Any]) -> bool:
     """A single-resolution baseline: one copy of the image at its own size, a stack that draws nothing, and the
     backbone's classifier as the only predictor (nothing to aggregate)."""
+    from .models.multires import MultiResolutionStack  # here, not at import: reading cards needs no torch
+
     stack = dict(architecture.get("stack") or {})
     size = architecture.get("input_size", 32)
     return (

@@ -223,16 +223,16 @@ def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) 
 def test_a_model_that_draws_nothing_is_checked_against_autoattack_standard() -> None:
     """Its worst case is judged on one draw and compared with AutoAttack standard (rand would repeat standard's APGD
     on copies of one gradient); a random model's with rand, never with its deterministic mode's standard."""
-    from benchmarks.leaderboard import _matching_rand, adaptive_checks
+    from benchmarks.leaderboard import _matching_autoattack, adaptive_checks
 
     rand = json.loads(RAND.read_text())  # 25 / 100
     standard = {**rand, "version": "standard", "stochastic": False, "robust_correct": 5, "robust_accuracy": 0.05}
     random = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1)
     plain = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1, stochastic=False, autoattack=["standard-det"])
-    assert _matching_rand(random, [standard, rand]) is rand and adaptive_checks(random, rand) == "ok"
-    assert _matching_rand(plain, [rand, standard]) is standard
+    assert _matching_autoattack(random, [standard, rand]) is rand and adaptive_checks(random, rand) == "ok"
+    assert _matching_autoattack(plain, [rand, standard]) is standard
     assert adaptive_checks(plain, standard) == "above standard"  # 10 % above standard's 5 %: a defect, named
-    assert _matching_rand(plain, [rand]) is None
+    assert _matching_autoattack(plain, [rand]) is None
 
 
 def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:

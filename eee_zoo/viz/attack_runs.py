@@ -27,10 +27,19 @@ from ..adaptive.surrogates import stochastic_mode
 from ..evaluation import evaluate
 from .stats import count_accuracy, per_draw_accuracy
 
-__all__ = ["AUTOATTACK_RUNS", "AttackRun", "AdaptiveSettings", "adaptive_run", "autoattack_run"]
+__all__ = ["AUTOATTACK_RUNS", "AttackRun", "AdaptiveSettings", "adaptive_run", "autoattack_run", "deployed_autoattack"]
 
 # name -> (AutoAttack version, stochastic inference)
 AUTOATTACK_RUNS = {"autoattack-rand": ("rand", True), "autoattack-standard-det": ("standard", False)}
+
+
+def deployed_autoattack(stochastic: bool) -> str:
+    """The AutoAttack run on the deployed model: ``rand``, or for a model whose stack draws nothing (a single-
+    resolution baseline) ``standard`` (RobustBench's protocol: rand would run standard's APGD on copies of one
+    gradient)."""
+    return "autoattack-rand" if stochastic else "autoattack-standard-det"
+
+
 TITLES = {
     "autoattack-rand": "AutoAttack rand (deployed, stochastic)",
     "autoattack-standard-det": "AutoAttack standard (deterministic mode)",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .attack_runs import AttackRun
+from .attack_runs import AttackRun, deployed_autoattack
 from .render import new_figure
 
 __all__ = ["EpsCurves", "eps_curves", "eps_curve_figure"]
@@ -60,18 +60,16 @@ class EpsCurves:
         adaptive = {r.eps: r for r in self.curves.get("adaptive", [])}
         if not adaptive:
             return []
-        stochastic = next(iter(adaptive.values())).settings.get("stochastic", True)
-        name = "autoattack-rand" if stochastic else "autoattack-standard-det"
+        name = deployed_autoattack(next(iter(adaptive.values())).settings.get("stochastic", True))
         scale = 255 if self.threat_model == "Linf" else 1
         found = []
-        for runs in [self.curves.get(name, [])]:
-            for r in runs:
-                worst = adaptive.get(r.eps)
-                if worst is not None and worst.robust["accuracy"] > r.robust["accuracy"]:
-                    found.append(
-                        f"{r.eps * scale:g}{'/255' if scale == 255 else ''}: adaptive "
-                        f"{100 * worst.robust['accuracy']:.2f} % > {name} {100 * r.robust['accuracy']:.2f} %"
-                    )
+        for r in self.curves.get(name, []):
+            worst = adaptive.get(r.eps)
+            if worst is not None and worst.robust["accuracy"] > r.robust["accuracy"]:
+                found.append(
+                    f"{r.eps * scale:g}{'/255' if scale == 255 else ''}: adaptive "
+                    f"{100 * worst.robust['accuracy']:.2f} % > {name} {100 * r.robust['accuracy']:.2f} %"
+                )
         return found
 
     @classmethod

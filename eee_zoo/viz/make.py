@@ -23,7 +23,7 @@ from ..cards import format_eps
 from ..datasets import DEFAULT_EPS, parse_dataset, parse_threat_model
 from ..evaluation.inputs import load_inputs, model_identity
 from ..evaluation.results import versions
-from .attack_runs import AUTOATTACK_RUNS, AdaptiveSettings, AttackRun, adaptive_run, autoattack_run
+from .attack_runs import AUTOATTACK_RUNS, AdaptiveSettings, AttackRun, adaptive_run, autoattack_run, deployed_autoattack
 from .certified import CertifiedCurve, certified_curve_figure
 from .class_maximisation import ClassMaxSettings, class_maximisation_figure, maximise_classes
 from .classes import class_index
@@ -117,10 +117,9 @@ def make_figures(
         "device": str(device), "versions": versions(),
     }  # fmt: skip
     runs: dict[tuple[str, float], AttackRun] = {}
-    # a model whose stack draws nothing (a single-resolution baseline): AutoAttack rand is standard's APGD with
-    # 20 copies of one gradient, so its figures show AutoAttack standard (RobustBench's protocol for such models)
-    autoattack = "autoattack-rand" if getattr(model, "is_random", True) else "autoattack-standard-det"
-    curve_attacks = [a for a in s.curve_attacks if a != "autoattack-rand" or autoattack == "autoattack-rand"]
+    autoattack = deployed_autoattack(getattr(model, "is_random", True))  # the successful attacks' AutoAttack run
+    # a model whose stack draws nothing gets no rand curve either (see deployed_autoattack)
+    curve_attacks = [a for a in s.curve_attacks if a != "autoattack-rand" or autoattack == a]
 
     def run(attack: str, at: float) -> AttackRun:
         if (attack, at) not in runs:
