@@ -197,6 +197,7 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
     cells = dict(zip(names, (c.strip() for c in row.split("|")[1:-1])))
     assert (cells["Clean, per draw"], cells["AutoAttack"]) == ("100.00", "25.00 (rand)")
     assert cells["**Worst case, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
+    assert cells["As AutoAttack counts"].startswith("10.00 [") and cells["As AutoAttack counts"].endswith("(3 draws)")
     assert cells["Every draw"].startswith("10.00 [") and cells["Every draw"].endswith("(all 4)")
     assert (cells["apgd-ce-det"], cells["autoattack-rand"], cells["pgd-mean-eot"]) == ("20.00", "30.00", "-")
     assert cells["Checks"] == "ok" and cells["n"] == "100" and cells["Seed"] == "0"
@@ -218,6 +219,51 @@ def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) 
     assert "| above rand, apgd-ce-det | `benchmarks/results/" in _adaptive_row(markdown)
     assert (info["autoattack_acc"], info["external"]) == (25.0, 25.0)  # rand is still the best known
     assert "none of the 1 adaptive worst-case evaluations of this checkpoint found less" in info["footnote"]
+
+
+def test_rand_is_held_against_the_worst_case_counted_as_rand_counts(checkout: Path) -> None:
+    """AutoAttack rand keeps an image robust only if it is right on each of its 3 single-draw checks (clean, after
+    APGD-CE, after APGD-DLR): where images are wrong on some draws only, its figure sits below the per-draw one by
+    construction. The check holds it against the worst case right on all of 3 draws; per draw, the worst case is
+    held against rand's examples re-scored per draw (their column)."""
+    hits = [3] * 100  # every image right on 3 of 4 fresh draws: 75 % per draw, 25 % right on 3 draws
+    save(checkout, worst_case(hits, {"autoattack-rand": [4] * 100}, fresh_draws=4))
+    markdown, _ = _build(checkout)
+    header = next(line for line in markdown.splitlines() if line.startswith("| Model | Dataset / threat"))
+    cells = dict(
+        zip((c.strip() for c in header.split("|")[1:-1]), (c.strip() for c in _adaptive_row(markdown).split("|")[1:-1]))
+    )
+    assert (cells["AutoAttack"], cells["**Worst case, per draw**"][:9]) == ("25.00 (rand)", "**75.00**")
+    assert cells["As AutoAttack counts"].startswith("25.00 [") and cells["Checks"] == "ok"  # 25 % is not above 25 %
+    save(checkout, worst_case([4] * 26 + [0] * 74, {"autoattack-rand": [4] * 30 + [0] * 70}, fresh_draws=4))
+    assert _adaptive_row(_build(checkout)[0]).split("|")[-3].strip() == "above rand"  # 26 % on 3 draws > 25 %
+    save(checkout, worst_case([3] * 100, {"autoattack-rand": [2] * 100}, fresh_draws=4))
+    assert _adaptive_row(_build(checkout)[0]).split("|")[-3].strip() == "above autoattack-rand"  # per draw 75 > 50
+
+
+def test_right_on_k_draws_is_unbiased_from_per_draw_to_every_draw() -> None:
+    """The mean of C(h, k) / C(F, k) over images: exactly p**k in expectation for h ~ Binomial(F, p), the per-draw
+    figure at k = 1 and the every-draw figure at k = F."""
+    from fractions import Fraction
+    from math import comb
+
+    from eee_zoo.adaptive.result import right_on_k_draws
+
+    p, draws = Fraction(2, 5), 6
+    for k in (1, 2, 3, 6):
+        expected = sum(comb(draws, h) * p**h * (1 - p) ** (draws - h) * right_on_k_draws([h], draws, k)
+                       for h in range(draws + 1))  # fmt: skip
+        assert expected == p**k
+    hits = [6, 5, 0, 3, 6, 1]
+    column = Column.from_hits("c", hits, hits, draws)
+    assert right_on_k_draws(hits, draws, 1) == Fraction(sum(hits), len(hits) * draws)
+    assert float(right_on_k_draws(hits, draws, 1)) == column.per_draw
+    assert right_on_k_draws(hits, draws, draws) == Fraction(column.every_draw_correct, len(hits))
+    share, (lo, hi) = column.on_k_draws(3, draws)
+    assert lo < share < hi and share == float(Fraction(20 + 10 + 0 + 1 + 20 + 0, 6 * 20))
+    for k in (0, 7):
+        with pytest.raises(ValueError, match="k must be between 1 and the number of draws"):
+            right_on_k_draws(hits, draws, k)
 
 
 def test_a_model_that_draws_nothing_is_checked_against_autoattack_standard() -> None:

@@ -298,9 +298,11 @@ def test_list_shows_the_deployed_modes_clean_accuracy_labelled(tiny_model, tmp_p
 def test_every_figure_of_a_summary_says_what_it_counts(model, images) -> None:
     r = adaptive_evaluate(model, 10, inputs=images, seed=0, progress=False, **FAST_ADAPTIVE)
     figures = [line for line in r.summary().splitlines()[2:] if re.search(r"\d+\.\d\d%", line)]
-    assert len(figures) == 2 + len(r.per_attack)
-    for line in figures:
+    assert len(figures) == 2 + len(r.per_attack) + 1
+    for line in figures[:-1]:
         assert "per draw" in line and "every draw" in line, line
+    counted = f"{r.robust.on_k_draws(3, 3)[0]:.2%}"  # like with like for rand: right on all of its 3 checks' draws
+    assert "counted as AutoAttack rand counts (right on all of 3 draws" in figures[-1] and counted in figures[-1]
     assert "right on all 3 fresh draws" in r.summary() and "mean over images and fresh draws" in r.summary()
     assert re.search(r"clean\s+per draw\s+" + f"{r.clean.per_draw:.2%}", r.summary())
 

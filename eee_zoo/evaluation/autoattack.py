@@ -24,7 +24,7 @@ import torch.nn as nn
 
 __all__ = [
     "ATTACK_COMPONENT", "ATTACK_NAMES", "AUTOATTACK_LOGGER", "COMPONENTS", "VERSIONS", "attack_list",
-    "attack_settings", "build_autoattack", "check_overrides", "default_version", "prepare_attack",
+    "attack_settings", "autoattack_checks", "build_autoattack", "check_overrides", "default_version", "prepare_attack",
     "quiet_autoattack_logger",
 ]  # fmt: skip
 
@@ -66,6 +66,13 @@ def attack_list(version: str, attacks: Sequence[str] | None) -> list[str]:
     if unknown or len(set(attacks)) != len(attacks):
         raise ValueError(f"bad custom attacks {attacks}: each must be one of {list(ATTACK_NAMES)}, without repeats")
     return attacks
+
+
+def autoattack_checks(attacks: Sequence[Any]) -> int:
+    """How many single-draw checks AutoAttack makes of an image that stays robust to ``attacks`` (its list, in any
+    form): the clean check, then one forward pass after each attack. On a stochastic model each check is one draw,
+    and an image counts as broken as soon as one of them is wrong: ``rand`` counts images right on 3 draws."""
+    return 1 + len(attacks)
 
 
 def check_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,16 +15,19 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..adaptive.result import fractional_count_interval, right_on_k_draws
+from ..evaluation.autoattack import autoattack_checks
 from .attack_runs import AttackRun, deployed_autoattack
 from .render import new_figure
 
-__all__ = ["EpsCurves", "eps_curves", "eps_curve_figure"]
+__all__ = ["EpsCurves", "counted_as_autoattack", "eps_curves", "eps_curve_figure"]
 
 STYLES = {
     "autoattack-rand": {"color": "#4c72b0", "marker": "o"},
     "autoattack-standard-det": {"color": "#55a868", "marker": "s"},
     "adaptive": {"color": "#c44e52", "marker": "D"},
 }
+TITLES_SHORT = {"autoattack-rand": "AutoAttack rand", "autoattack-standard-det": "AutoAttack standard"}
 LABEL_OFFSETS = {"autoattack-rand": (6, 5), "autoattack-standard-det": (6, -12), "adaptive": (-18, -12)}  # points
 
 
@@ -50,27 +53,66 @@ class EpsCurves:
             },
             "results_file_checks": self.checks,
             "adaptive_above_autoattack": self.adaptive_above_autoattack(),
+            "adaptive_counted_as_autoattack": self._counted_record(),
         }  # fmt: skip
+
+    def _counted_record(self) -> dict[str, Any] | None:
+        counted = self.counted_curve()
+        if counted is None:
+            return None
+        name, points = counted
+        return {"autoattack": name, "points": [
+            {"eps": e, "eps_255": round(e * 255, 6), "accuracy": a, "draws": k, "n": self.n,
+             "interval": list(fractional_count_interval(a * self.n, self.n)),
+             "interval_method": "clopper-pearson 95% at the fractional count"}
+            for e, a, k in points
+        ]}  # fmt: skip
 
     def adaptive_above_autoattack(self) -> list[str]:
         """Where the adaptive worst case ends above AutoAttack on the deployed model at the same eps (``rand``; for a
-        model whose stack draws nothing, ``standard``), e.g. ``"2/255: adaptive 65.65 % > autoattack-rand 62.00 %"``:
-        a worst case above an attack it could have proposed is a defect of the evaluation, shown, not hidden.
-        (``standard`` on a random model's deterministic mode attacks another function: not compared.)"""
+        model whose stack draws nothing, ``standard``), compared like with like: counted as AutoAttack counts (right
+        on all of its single-draw checks, :func:`counted_as_autoattack`) against AutoAttack's own figure, and per
+        draw against AutoAttack's examples re-scored per draw (the adaptive run's column, where recorded), e.g.
+        ``"2/255: adaptive 65.65 % on 3 draws > autoattack-rand 62.00 %"``. A worst case above an attack it could
+        have proposed is a defect of the evaluation, shown, not hidden. (``standard`` on a random model's
+        deterministic mode attacks another function: not compared.)"""
         adaptive = {r.eps: r for r in self.curves.get("adaptive", [])}
         if not adaptive:
             return []
         name = deployed_autoattack(next(iter(adaptive.values())).settings.get("stochastic", True))
-        scale = 255 if self.threat_model == "Linf" else 1
         found = []
         for r in self.curves.get(name, []):
             worst = adaptive.get(r.eps)
-            if worst is not None and worst.robust["accuracy"] > r.robust["accuracy"]:
-                found.append(
-                    f"{r.eps * scale:g}{'/255' if scale == 255 else ''}: adaptive "
-                    f"{100 * worst.robust['accuracy']:.2f} % > {name} {100 * r.robust['accuracy']:.2f} %"
-                )
+            if worst is None:
+                continue
+            eps = self._eps_text(r.eps)
+            counted = counted_as_autoattack(worst, r)
+            if counted is not None and counted[0] > r.robust["accuracy"]:
+                found.append(f"{eps}: adaptive {100 * counted[0]:.2f} % on {_draws(counted[1])} > {name} "
+                             f"{100 * r.robust['accuracy']:.2f} %")  # fmt: skip
+            column = worst.settings.get("per_attack", {}).get(name)
+            if column is not None and worst.robust["accuracy"] > column["accuracy"]:
+                found.append(f"{eps}: adaptive {100 * worst.robust['accuracy']:.2f} % per draw > {name}'s examples "
+                             f"{100 * column['accuracy']:.2f} % per draw")  # fmt: skip
         return found
+
+    def counted_curve(self) -> tuple[str, list[tuple[float, float, int]]] | None:
+        """The adaptive curve counted as the deployed model's AutoAttack counts: ``(AutoAttack run name, [(eps,
+        accuracy, draws), ...])``, or None where that says nothing new (no such run, or one draw: the per-draw
+        curve itself)."""
+        adaptive = {r.eps: r for r in self.curves.get("adaptive", [])}
+        if not adaptive:
+            return None
+        name = deployed_autoattack(next(iter(adaptive.values())).settings.get("stochastic", True))
+        points = []
+        for r in self.curves.get(name, []):
+            counted = counted_as_autoattack(adaptive[r.eps], r) if r.eps in adaptive else None
+            if counted is not None:
+                points.append((r.eps, *counted))
+        return (name, points) if points and any(k > 1 for _, _, k in points) else None
+
+    def _eps_text(self, eps: float) -> str:
+        return f"{eps * 255:g}/255" if self.threat_model == "Linf" else f"{eps:g}"
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EpsCurves:
@@ -99,6 +141,24 @@ def eps_curves(
     return EpsCurves(model_name, dataset, threat_model, n, seed, curves)
 
 
+def counted_as_autoattack(adaptive: AttackRun, autoattack: AttackRun) -> tuple[float, int] | None:
+    """The adaptive worst case counted as the AutoAttack run counts: the share of images right on all of its
+    single-draw checks (:func:`~eee_zoo.evaluation.autoattack.autoattack_checks`: 3 for ``rand``), estimated from
+    each image's fresh hits (:func:`~eee_zoo.adaptive.result.right_on_k_draws`), and that number of draws (one for
+    a model whose stack draws nothing). None for a record without per-image fresh hits."""
+    settings = adaptive.settings
+    hits = settings.get("fingerprint", {}).get("robust.fresh_hits")
+    draws = settings.get("fresh_draws")
+    if not hits or not draws:
+        return None
+    k = min(autoattack_checks(autoattack.settings.get("attacks", [])), draws) if settings.get("stochastic", True) else 1
+    return float(right_on_k_draws(hits, draws, k)), k
+
+
+def _draws(k: int) -> str:
+    return f"{k} draw{'s' if k > 1 else ''}"
+
+
 def _is_cut(run: AttackRun) -> bool:
     """Whether AutoAttack ran with cut settings: itself, or as the adaptive suite's proposals."""
     if run.name == "adaptive":
@@ -109,7 +169,7 @@ def _is_cut(run: AttackRun) -> bool:
 def eps_curve_figure(data: EpsCurves) -> Figure:
     """One panel: robust accuracy (%) against eps (log scale, in /255 for Linf) per attack, with shaded 95 %
     intervals, and the clean accuracy of the first attack as a dashed line."""
-    figure = new_figure(8.0, 5.2)
+    figure = new_figure(8.0, 5.6)
     ax = figure.add_subplot(1, 1, 1)
     linf = data.threat_model == "Linf"
     scale = 255 if linf else 1
@@ -128,6 +188,25 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
             offset = (dx, abs(dy)) if y < 8 else (dx, dy)  # near the axis: above the point, not on the tick labels
             ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=offset, fontsize=8,
                         color=style["color"])  # fmt: skip
+    counted = data.counted_curve()
+    if counted is not None:  # like with like: AutoAttack's own figure counts images right on all of its checks
+        name, points = counted
+        xs = np.array([e * scale for e, _, _ in points])
+        ys = np.array([100 * a for _, a, _ in points])
+        k = max(k for _, _, k in points)
+        ax.plot(
+            xs,
+            ys,
+            linestyle="--",
+            linewidth=1.4,
+            color=STYLES["adaptive"]["color"],
+            marker="d",
+            markersize=4,
+            label=f"adaptive worst case counted as {TITLES_SHORT.get(name, name)} counts (right on all {k} draws)",
+        )
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(-18, 5), fontsize=7,
+                        color=STYLES["adaptive"]["color"])  # fmt: skip
     first = next(iter(data.curves.values()))[0]
     clean = 100 * first.clean["accuracy"]
     label = f"clean accuracy {clean:.0f} % (clean pass of {first.title})"
@@ -143,8 +222,8 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
     ax.legend(loc="upper right", fontsize=9)
     ax.set_title(
         f"{data.model_name} ({data.dataset}): robust accuracy against eps, first {data.n} test images, seed "
-        f"{data.seed}\nAutoAttack: share of images robust (its own verdict); adaptive: per draw over fresh draws; "
-        "95 % bands",
+        f"{data.seed}\nAutoAttack: images right on each of its single-draw checks (its own verdict)\nadaptive: per "
+        "draw over fresh draws (dashed: counted as AutoAttack counts); 95 % bands",
         fontsize=10,
     )
     above = data.adaptive_above_autoattack()
