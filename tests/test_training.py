@@ -98,6 +98,35 @@ def test_tiny_recipe_trains_exports_and_loads(tiny_run: Path, cifar_npz_dir: Pat
     assert again["per_predictor"] == stochastic["per_predictor"]
 
 
+def test_reproduce_checks_a_checkpoint_against_its_run(tiny_run: Path, cifar_npz_dir: Path, tmp_path: Path) -> None:
+    """training.reproduce loads the exported checkpoint as users do and re-measures the run's clean accuracy
+    (every predictor, both modes) exactly on the run's device type; a record that does not match fails."""
+    from training.reproduce import main as reproduce_main
+
+    cards = str(tiny_run / "model_cards")
+    argv = [TINY_NAME, "--cards-dir", cards, "--data-dir", str(cifar_npz_dir)]
+    assert reproduce_main(argv) == 0
+    record = json.loads((tiny_run / "reproduced.json").read_text())
+    assert record["ok"] and record["same_device"] and [c["mode"] for c in record["checks"]] == [
+        "stochastic", "deterministic",
+    ]  # fmt: skip
+    assert all(c["exact"] and set(c["difference"]) >= {"backbone", "aggregate"} for c in record["checks"])
+
+    results = tiny_run / "results.json"
+    original = results.read_text()
+    tampered = json.loads(original)
+    tampered["clean_accuracy"][1]["per_predictor"]["backbone"]["correct"] += 1
+    try:
+        results.write_text(json.dumps(tampered))
+        assert reproduce_main(argv) == 1
+        record = json.loads((tiny_run / "reproduced.json").read_text())
+        assert not record["ok"] and record["checks"][1]["difference"]["backbone"] == -1
+    finally:
+        results.write_text(original)
+    with pytest.raises(SystemExit):
+        reproduce_main(["Nobody", "--cards-dir", cards])
+
+
 def test_card_records_the_training(tiny_run: Path) -> None:
     from eee_zoo.registry import get_card
 
