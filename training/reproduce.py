@@ -2,8 +2,8 @@
 
     python -m training.reproduce [NAME ...] [--data-dir DIR] [--cards-dir DIR] [--device cpu]
 
-For each card under ``model_cards/`` (or those named) whose training section names a run folder holding the run's
-``results.json``: ``eee_zoo.load_model`` from the card's folder (sha256 checked, no network), then the clean
+For each card under ``model_cards/`` (or those named) whose training section names a run folder (which must hold
+the run's ``results.json``): ``eee_zoo.load_model`` from the card's folder (sha256 checked, no network), then the clean
 accuracy of every predictor and of the aggregate in each mode the run measured (stochastic with the recipe's
 stack seed, deterministic), with the run's own function (:func:`training.finalize.evaluate_clean`), batch size
 and images, compared count for count with ``results.json``.
@@ -52,11 +52,20 @@ def compare(recorded: dict[str, Any], measured: dict[str, Any]) -> dict[str, int
     return diff
 
 
+def run_folder(card: Any) -> Path:
+    """The card's training run folder (``training.run_dir``, relative to the repository), which must hold the run's
+    ``results.json``."""
+    run_dir = REPO_ROOT / card.training["run_dir"]
+    if not (run_dir / "results.json").is_file():
+        raise SystemExit(f"{card.name}: its card's training run folder {run_dir} holds no results.json")
+    return run_dir
+
+
 def reproduce(
     card: Any, *, data_dir: str | os.PathLike | None, cards_dir: Path, device: str, tolerance: int
 ) -> dict[str, Any]:
     """Re-measure one card's checkpoint against its run's ``results.json``; returns the comparison record."""
-    run_dir = REPO_ROOT / card.training["run_dir"]
+    run_dir = run_folder(card)
     results = json.loads((run_dir / "results.json").read_text())
     recipe = json.loads((run_dir / "recipe.resolved.json").read_text())
     run_device = results.get("device", "cpu").split(":")[0]
@@ -125,13 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no card named {', '.join(sorted(unknown))} under {cards_dir}")
     failed = []
     for card in sorted(cards, key=lambda c: (c.dataset, c.name)):
-        run_dir = card.training.get("run_dir")
-        if not run_dir or not (REPO_ROOT / run_dir / "results.json").is_file():
-            logger.info("%s: no training run folder with results.json, skipped", card.name)
+        if not card.training.get("run_dir"):
+            logger.info("%s: its card names no training run folder, skipped", card.name)
             continue
         record = reproduce(card, data_dir=args.data_dir, cards_dir=cards_dir, device=args.device,
                            tolerance=args.tolerance)  # fmt: skip
-        atomic_write_json(REPO_ROOT / run_dir / "reproduced.json", record)
+        atomic_write_json(run_folder(card) / "reproduced.json", record)
         logger.info("%s: %s", card.name, "reproduced" if record["ok"] else "NOT reproduced")
         if not record["ok"]:
             failed.append(card.name)
