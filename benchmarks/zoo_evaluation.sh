@@ -25,6 +25,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 100 --seed 0 --write-card --no-leaderboard
 #   (that run used the first adaptive suite, superseded by the worst case above; its rerun is pending)
+# ResNet18w16_CPU_CrossMax_C100_FGSM (its FGSM-trained twin), the same two AutoAttack runs at n=100 (run from a
+# worktree frozen at the commit that added its card, then again here, resuming, to write the card):
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 # Airbench_CPU_Baseline (deterministic, its stack draws nothing): standard (the default for it) and the adaptive
 # worst case, which judges it on one draw and leaves rand out (75 s and 9 min; logs
 # zoo_evaluation_Airbench_CPU_Baseline_standard_n500.log, adaptive_Airbench_CPU_Baseline_n500.log):
