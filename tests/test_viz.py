@@ -59,7 +59,7 @@ from eee_zoo.viz import (  # noqa: E402  (after the importorskip of the optional
     successful_attacks_figure,
 )
 from eee_zoo.viz.crosscheck import check_against_results  # noqa: E402
-from eee_zoo.viz.make import CURVE_ATTACKS, default_eps_list  # noqa: E402
+from eee_zoo.viz.make import CURVE_ATTACKS, default_eps_list, redraw  # noqa: E402
 from eee_zoo.viz.render import new_figure  # noqa: E402
 from eee_zoo.viz.stats import count_accuracy  # noqa: E402
 
@@ -202,7 +202,7 @@ def test_eps_curve_and_the_results_file_check(runs, tmp_path: Path) -> None:
     assert count_accuracy([True, False, True, True])["interval"][1] < 1.0
 
 
-def test_an_adaptive_point_above_autoattack_on_the_deployed_model_is_flagged() -> None:
+def test_an_adaptive_point_above_autoattack_on_the_deployed_model_is_flagged(tmp_path: Path) -> None:
     """Compared like with like with rand (the deployed model) for a random model: counted as rand counts (right on
     all of its 3 single-draw checks) against rand's own figure, and per draw against rand's examples re-scored per
     draw; with standard for a model whose stack draws nothing (one draw); never with standard on a random model's
@@ -246,6 +246,18 @@ def test_an_adaptive_point_above_autoattack_on_the_deployed_model_is_flagged() -
     assert flagged.record()["adaptive_above_autoattack"] == flagged.adaptive_above_autoattack()
     texts = [t.get_text() for t in eps_curve_figure(flagged).texts]
     assert any(t.startswith("adaptive worst case above AutoAttack") for t in texts)
+    # drawn again from a JSON written before these checks: the JSON's derived checks follow the drawing
+    stale = {**json.loads(json.dumps(flagged.record())), "adaptive_above_autoattack": ["1/255: stale"]}
+    stale.pop("adaptive_counted_as_autoattack")
+    path = tmp_path / "eps_curve.json"
+    path.write_text(json.dumps(stale))
+    assert redraw(path) == tmp_path / "eps_curve.png"
+    again = json.loads(path.read_text())
+    assert again["adaptive_above_autoattack"] == flagged.adaptive_above_autoattack()
+    assert again["adaptive_counted_as_autoattack"]["points"][1]["accuracy"] == 0.5
+    assert {k: v for k, v in again.items() if not k.startswith("adaptive_")} == {
+        k: v for k, v in stale.items() if not k.startswith("adaptive_")
+    }  # nothing else rewritten
 
 
 def test_runs_are_checked_against_results_files_of_the_same_configuration(

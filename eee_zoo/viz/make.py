@@ -193,7 +193,9 @@ def make_figures(
 def redraw(json_path: str | os.PathLike) -> Path:
     """Draw a figure again from the JSON beside it, without attacking (after a change to how it is drawn); writes and
     returns the PNG. Only the figures made of numbers: the per-layer bars, the eps curve and the certified curve (the
-    others show images, which the JSON does not hold)."""
+    others show images, which the JSON does not hold). An eps curve's JSON also gets the checks derived from its points
+    as they are made now (the flags, the worst case counted as AutoAttack counts), so the JSON says what the PNG
+    shows."""
     path = Path(json_path)
     record = json.loads(path.read_text())
     draw = {"per_layer": lambda: per_layer_figure(PerLayer.from_record(record)),
@@ -201,4 +203,9 @@ def redraw(json_path: str | os.PathLike) -> Path:
             "certified_curve": lambda: certified_curve_figure(CertifiedCurve.from_record(record))}  # fmt: skip
     if record.get("figure") not in draw:
         raise ValueError(f"{path}: only {sorted(draw)} figures can be drawn from their JSON; make the others again")
+    if record["figure"] == "eps_curve":  # what the curve's checks derive from its points, as the drawing does now
+        derived = EpsCurves.from_record(record).record()
+        checks = ("adaptive_above_autoattack", "adaptive_counted_as_autoattack")
+        if any(record.get(k) != derived[k] for k in checks):
+            write_json({**record, **{k: derived[k] for k in checks}}, path)
     return save_png(draw[record["figure"]](), path.with_suffix(".png"))
