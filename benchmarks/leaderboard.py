@@ -36,9 +36,8 @@ from typing import Any
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.adaptive import AUTOATTACK_PROPOSALS
 from eee_zoo.adaptive.evaluate import autoattack_names
-from eee_zoo.adaptive.result import fractional_count_interval, right_on_k_draws
+from eee_zoo.adaptive.result import counted_as_autoattack, fractional_count_interval
 from eee_zoo.cards import result_suite
-from eee_zoo.evaluation.autoattack import autoattack_checks
 
 from .results import (
     RESULTS_DIR,
@@ -348,12 +347,10 @@ def _matching_autoattack(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]
 
 def as_autoattack_counts(r: dict[str, Any], reference: dict[str, Any]) -> tuple[Fraction, int]:
     """The worst case of the adaptive result ``r`` counted as the AutoAttack run ``reference`` counts, exactly, and
-    the number of draws that takes: right on all of its single-draw checks (:func:`autoattack_checks`: 3 for
-    ``rand``), estimated from the fresh draws (:func:`right_on_k_draws`). A model whose stack draws nothing is judged
-    on one draw, which every check would repeat: its per-draw figure."""
-    draws = r["fresh_draws"]
-    k = min(autoattack_checks(reference["attacks"]), draws) if r.get("stochastic", True) else 1
-    return right_on_k_draws(r["robust"]["fresh_hits"], draws, k), k
+    the number of draws that takes (:func:`eee_zoo.adaptive.result.counted_as_autoattack`)."""
+    return counted_as_autoattack(
+        r["robust"]["fresh_hits"], r["fresh_draws"], reference["attacks"], r.get("stochastic", True)
+    )
 
 
 def adaptive_checks(r: dict[str, Any], reference: dict[str, Any] | None = None) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "fractional_count_interval",
     "per_draw_count_interval",
     "per_draw_interval",
+    "counted_as_autoattack",
     "right_on_k_draws",
 ]
 
@@ -77,6 +78,18 @@ def right_on_k_draws(hits: Sequence[int], draws: int, k: int) -> Fraction:
     if not hits:
         raise ValueError("no images")
     return Fraction(sum(math.comb(h, k) for h in hits), len(hits) * math.comb(draws, k))
+
+
+def counted_as_autoattack(
+    fresh_hits: Sequence[int], fresh_draws: int, autoattack_attacks: Sequence[Any], stochastic: bool = True
+) -> tuple[Fraction, int]:
+    """A worst case counted as an AutoAttack run counts, exactly, and the number of draws that takes: the share of
+    images right on all of its single-draw checks (:func:`~eee_zoo.evaluation.autoattack.autoattack_checks` of
+    ``autoattack_attacks``: 3 for ``rand``; at most ``fresh_draws``), from each image's fresh hits
+    (:func:`right_on_k_draws`). A model whose stack draws nothing (``stochastic`` False) is judged on one draw,
+    which every check would repeat: its per-draw figure."""
+    k = min(autoattack_checks(autoattack_attacks), fresh_draws) if stochastic else 1
+    return right_on_k_draws(fresh_hits, fresh_draws, k), k
 
 
 @dataclasses.dataclass

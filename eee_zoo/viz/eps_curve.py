@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..adaptive.result import fractional_count_interval, right_on_k_draws
-from ..evaluation.autoattack import autoattack_checks
+from ..adaptive.result import counted_as_autoattack, fractional_count_interval
 from .attack_runs import AttackRun, deployed_autoattack
 from .render import new_figure
 
-__all__ = ["EpsCurves", "counted_as_autoattack", "eps_curves", "eps_curve_figure"]
+__all__ = ["EpsCurves", "counted_point", "eps_curves", "eps_curve_figure"]
 
 STYLES = {
     "autoattack-rand": {"color": "#4c72b0", "marker": "o"},
@@ -71,22 +70,15 @@ class EpsCurves:
     def adaptive_above_autoattack(self) -> list[str]:
         """Where the adaptive worst case ends above AutoAttack on the deployed model at the same eps (``rand``; for a
         model whose stack draws nothing, ``standard``), compared like with like: counted as AutoAttack counts (right
-        on all of its single-draw checks, :func:`counted_as_autoattack`) against AutoAttack's own figure, and per
+        on all of its single-draw checks, :func:`counted_point`) against AutoAttack's own figure, and per
         draw against AutoAttack's examples re-scored per draw (the adaptive run's column, where recorded), e.g.
         ``"2/255: adaptive 65.65 % on 3 draws > autoattack-rand 62.00 %"``. A worst case above an attack it could
         have proposed is a defect of the evaluation, shown, not hidden. (``standard`` on a random model's
         deterministic mode attacks another function: not compared.)"""
-        adaptive = {r.eps: r for r in self.curves.get("adaptive", [])}
-        if not adaptive:
-            return []
-        name = deployed_autoattack(next(iter(adaptive.values())).settings.get("stochastic", True))
         found = []
-        for r in self.curves.get(name, []):
-            worst = adaptive.get(r.eps)
-            if worst is None:
-                continue
+        for name, r, worst in self._deployed_pairs():
             eps = self._eps_text(r.eps)
-            counted = counted_as_autoattack(worst, r)
+            counted = counted_point(worst, r)
             if counted is not None and counted[0] > r.robust["accuracy"]:
                 found.append(f"{eps}: adaptive {100 * counted[0]:.2f} % on {_draws(counted[1])} > {name} "
                              f"{100 * r.robust['accuracy']:.2f} %")  # fmt: skip
@@ -100,16 +92,18 @@ class EpsCurves:
         """The adaptive curve counted as the deployed model's AutoAttack counts: ``(AutoAttack run name, [(eps,
         accuracy, draws), ...])``, or None where that says nothing new (no such run, or one draw: the per-draw
         curve itself)."""
+        pairs = self._deployed_pairs()
+        points = [(r.eps, *c) for _, r, worst in pairs if (c := counted_point(worst, r)) is not None]
+        return (pairs[0][0], points) if points and any(k > 1 for _, _, k in points) else None
+
+    def _deployed_pairs(self) -> list[tuple[str, AttackRun, AttackRun]]:
+        """``(name, AutoAttack run, adaptive run)`` at each eps both have, for AutoAttack on the deployed model
+        (:func:`~eee_zoo.viz.attack_runs.deployed_autoattack`)."""
         adaptive = {r.eps: r for r in self.curves.get("adaptive", [])}
         if not adaptive:
-            return None
+            return []
         name = deployed_autoattack(next(iter(adaptive.values())).settings.get("stochastic", True))
-        points = []
-        for r in self.curves.get(name, []):
-            counted = counted_as_autoattack(adaptive[r.eps], r) if r.eps in adaptive else None
-            if counted is not None:
-                points.append((r.eps, *counted))
-        return (name, points) if points and any(k > 1 for _, _, k in points) else None
+        return [(name, r, adaptive[r.eps]) for r in self.curves.get(name, []) if r.eps in adaptive]
 
     def _eps_text(self, eps: float) -> str:
         return f"{eps * 255:g}/255" if self.threat_model == "Linf" else f"{eps:g}"
@@ -141,18 +135,18 @@ def eps_curves(
     return EpsCurves(model_name, dataset, threat_model, n, seed, curves)
 
 
-def counted_as_autoattack(adaptive: AttackRun, autoattack: AttackRun) -> tuple[float, int] | None:
-    """The adaptive worst case counted as the AutoAttack run counts: the share of images right on all of its
-    single-draw checks (:func:`~eee_zoo.evaluation.autoattack.autoattack_checks`: 3 for ``rand``), estimated from
-    each image's fresh hits (:func:`~eee_zoo.adaptive.result.right_on_k_draws`), and that number of draws (one for
-    a model whose stack draws nothing). None for a record without per-image fresh hits."""
+def counted_point(adaptive: AttackRun, autoattack: AttackRun) -> tuple[float, int] | None:
+    """The adaptive point counted as the AutoAttack run counts, and the draws that takes
+    (:func:`~eee_zoo.adaptive.result.counted_as_autoattack`); None for a record without per-image fresh hits."""
     settings = adaptive.settings
     hits = settings.get("fingerprint", {}).get("robust.fresh_hits")
     draws = settings.get("fresh_draws")
     if not hits or not draws:
         return None
-    k = min(autoattack_checks(autoattack.settings.get("attacks", [])), draws) if settings.get("stochastic", True) else 1
-    return float(right_on_k_draws(hits, draws, k)), k
+    share, k = counted_as_autoattack(
+        hits, draws, autoattack.settings.get("attacks", []), settings.get("stochastic", True)
+    )
+    return float(share), k
 
 
 def _draws(k: int) -> str:
