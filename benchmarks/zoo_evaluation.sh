@@ -23,8 +23,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # (rand took 16 min, standard 3 min, adaptive 2 min; EEE_ZOO_DATA pointed at the decoded CIFAR-100 arrays):
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
-#   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 100 --seed 0 --write-card --no-leaderboard
-#   (that run used the first adaptive suite, superseded by the worst case above; its rerun is pending)
+#   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 100 --seed 0 --batch-size 50 \
+#       --state-dir benchmarks/state --write-card   # the worst case, batches of 50 (22-35 min each; log adaptive_..._C100_n100.log)
+#   (the first adaptive suite's n = 100 file stays, shown nowhere: results format 1, the retired cascade)
 # ResNet18w16_CPU_CrossMax_C100_FGSM (its FGSM-trained twin), the same two AutoAttack runs at n=100 (run from a
 # worktree frozen at the commit that added its card, then again here, resuming, to write the card):
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
