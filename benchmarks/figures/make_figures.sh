@@ -32,8 +32,10 @@
 # (AutoAttack standard where a self-ensemble gets rand: its stack draws nothing; its adaptive worst case resumes from
 # the first batch of its n = 500 run in benchmarks/state); class maximisation beside the baseline and per-layer
 # robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (30 min); class
-# maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (no CIFAR-100 baseline yet). Successful attacks of
-# FGSM, Gauss025 and C100 wait for their n >= 100 adaptive worst cases (about 1.5 h each on this CPU).
+# maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (no CIFAR-100 baseline yet), and the
+# successful attacks of ResNet18w16_CPU_CrossMax_C100 (its adaptive worst case ran in batches of 50, resumed from
+# benchmarks/state; AutoAttack rand is run again and checked image by image against its results file). Successful
+# attacks of FGSM, Gauss025 and C100_FGSM wait for their n >= 100 adaptive worst cases (about 1 h each on this CPU).
 # A figure made of numbers (per_layer, eps_curve) is drawn again from its JSON, without attacking, with
 #   python -c "from eee_zoo.viz import redraw; redraw('benchmarks/figures/NAME/eps_curve.json')"
 set -euo pipefail
@@ -100,6 +102,10 @@ step5() {
     nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what per-layer class-max --out "$out" --n 100 --seed 0 \
       2> "$out/figures_class_max_per_layer.log"
   done
+  name=ResNet18w16_CPU_CrossMax_C100
+  out=benchmarks/figures/$name
+  nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
+    --state-dir benchmarks/state 2> "$out/figures_attacks.log"
   name=Airbench_CPU_CrossMax_FGSM
   out=benchmarks/figures/$name
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --seed 0 "${cut[@]}" \
