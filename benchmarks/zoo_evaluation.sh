@@ -30,6 +30,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # worktree frozen at the commit that added its card, then again here, resuming, to write the card):
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
+# ResNet18w16_CPU_CrossMax (CIFAR-10, the paper's structure at CPU size), n=100 first (run from the worktree at
+# 86be4cd that holds its card, results and card copied here; logs zoo_evaluation_ResNet18w16_CPU_CrossMax_*_n100.log):
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version rand --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-progress --no-leaderboard
 # Airbench_CPU_Baseline (deterministic, its stack draws nothing): standard (the default for it) and the adaptive
 # worst case, which judges it on one draw and leaves rand out (75 s and 9 min; logs
 # zoo_evaluation_Airbench_CPU_Baseline_standard_n500.log, adaptive_Airbench_CPU_Baseline_n500.log):
