@@ -48,7 +48,7 @@ def test_variants_are_attacked_once_and_tabled_from_their_results_files(
     spec = _spec(
         tmp_path,
         "  - {name: as-is, what: unchanged}\n"
-        "  - {name: k1, what: CrossMax k = 1, change: {k: 1}}\n"
+        "  - {name: k2, what: CrossMax k = 2, change: {k: 2}}\n"
         "  - {name: mean, what: mean of the logits, change: {aggregator: mean}}\n",
     )
     argv = [str(spec), "--cards-dir", str(cards), "--state-dir", str(tmp_path / "state"), "--no-progress"]
@@ -63,13 +63,13 @@ def test_variants_are_attacked_once_and_tabled_from_their_results_files(
         torch.set_num_threads(threads)
     table = capsys.readouterr().out
     data = json.loads((tmp_path / "tiny_ablation" / "ablation.json").read_text())
-    assert data["missing"] == [] and [r["name"] for r in data["rows"]] == ["as-is", "k1", "mean"]
-    as_is, k1, mean = data["rows"]
+    assert data["missing"] == [] and [r["name"] for r in data["rows"]] == ["as-is", "k2", "mean"]
+    as_is, k2, mean = data["rows"]
     assert as_is["robust_correct"] == direct.robust_correct and as_is["clean_correct"] == direct.clean_correct
     assert load_result(as_is["results_file"])["outcomes"] == direct.outcomes
-    assert (as_is["predictors"], as_is["k"], k1["k"], mean["aggregator"], mean["k"]) == (4, 3, 1, "mean", None)
-    stored = load_result(k1["results_file"])
-    assert stored["model_name"] == "Tiny+k1" and stored["model_config"]["k"] == 1
+    assert (as_is["predictors"], as_is["k"], k2["k"], mean["aggregator"], mean["k"]) == (4, 3, 2, "mean", None)
+    stored = load_result(k2["results_file"])
+    assert stored["model_name"] == "Tiny+k2" and stored["model_config"]["k"] == 2
     assert stored["checkpoint_sha256"] == model.eee_info["sha256"]  # the weights are the checkpoint's
     for r in data["rows"]:
         assert f"({r['robust_correct']}/{N})" in table and f"| [{r['name']}](" in table  # rows link their files
@@ -106,7 +106,7 @@ def test_unknown_checkpoint_and_missing_spec_are_one_line_errors(
 ) -> None:
     assert ablation_main([str(tmp_path / "nowhere.yaml")]) == 2
     assert capsys.readouterr().err.strip().endswith("nowhere.yaml does not exist")
-    spec = _spec(tmp_path, "  - {name: k1, what: x, change: {k: 1}}\n")
+    spec = _spec(tmp_path, "  - {name: k2, what: x, change: {k: 2}}\n")
     spec.write_text(spec.read_text().replace("model: Tiny", "model: Tinny"))
     assert ablation_main([str(spec), "--cards-dir", str(cards)]) == 2
     err = capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_aggregator_and_k(tiny_model: SelfEnsemble) -> None:
     tiny_model.set_stochastic(False)
     x = _images()
     logits = tiny_model.predictor_logits(x)
-    torch.testing.assert_close(derive(tiny_model, k=1)(x), crossmax(logits, 1), rtol=0, atol=0)
+    torch.testing.assert_close(derive(tiny_model, k=2)(x), crossmax(logits, 2), rtol=0, atol=0)
     torch.testing.assert_close(derive(tiny_model, aggregator="mean")(x), mean_logits(logits), rtol=0, atol=0)
     assert tiny_model.k == 3 and tiny_model.aggregator == "crossmax"  # the original is left as it was
 
@@ -65,6 +65,7 @@ def test_stack_knobs(tiny_model: SelfEnsemble) -> None:
         ({"predictors": ["block9"]}, "unknown predictors ['block9']"),
         ({"predictors": []}, "at least one predictor"),
         ({"predictors": ["backbone"]}, "k=3 must be between 1 and the number of predictors (1)"),
+        ({"k": 1}, "CrossMax with k=1 scores every class 0"),  # a constant classifier, not a variant
         ({"k": 9}, "k=9 must be between 1"),
         ({"aggregator": "median"}, "unknown aggregator 'median'"),
         ({"stack": {"resolutions": [32]}}, "stack settings ['resolutions'] cannot change at inference"),

@@ -117,6 +117,8 @@ class SelfEnsemble(
         self.aggregate_fn = get_aggregator(aggregator)
         if aggregator == "crossmax" and not 1 <= k <= n_predictors:
             raise ValueError(f"k={k} must be between 1 and the number of predictors ({n_predictors})")
+        if aggregator == "crossmax" and k == 1:  # its second step makes each class's maximum over predictors 0
+            raise ValueError("CrossMax with k=1 scores every class 0, a constant classifier: use k >= 2 or the mean")
         if head_pool is not None and head_pool < 1:
             raise ValueError(f"head_pool must be None or >= 1, got {head_pool}")
 
