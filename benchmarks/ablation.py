@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -148,6 +150,9 @@ def run_variant(
 
     model = load_model(spec.model, spec.dataset, spec.threat_model, device="cpu", cards_dir=cards_dir)
     variant = derive(model, **row.change)
+    # AutoAttack's state is keyed by the weights' hash, which every variant shares: one folder per variant config.
+    root = Path(state_dir) if state_dir is not None else default_state_dir("autoattack")
+    config_key = hashlib.sha256(json.dumps(variant.config, sort_keys=True).encode()).hexdigest()[:16]
     result = evaluate(
         variant,
         spec.n_examples,
@@ -157,7 +162,7 @@ def run_variant(
         batch_size=spec.batch_size,
         seed=spec.seed,
         data_dir=data_dir,
-        state_path=state_dir if state_dir is not None else default_state_dir("autoattack"),
+        state_path=root / "variants" / config_key,
         model_name=spec.variant_name(row),
         progress=progress,
     )
@@ -168,9 +173,7 @@ def run_variant(
 
 def _variant_file(spec: AblationSpec, row: Row, cards_dir: str | None = None) -> Path:
     """Where variant ``row``'s results file lands (its name needs the checkpoint's hash: read from the card)."""
-    from eee_zoo.registry import get_card
-
-    card = get_card(spec.model, spec.dataset, spec.threat_model, cards_dir=cards_dir)
+    card = _card(spec, cards_dir)
     key = {
         "model_name": spec.variant_name(row),
         "dataset": spec.dataset,
@@ -185,6 +188,26 @@ def _variant_file(spec: AblationSpec, row: Row, cards_dir: str | None = None) ->
     return result_path(key, spec.results_dir)
 
 
+def _card(spec: AblationSpec, cards_dir: str | None) -> Any:
+    from eee_zoo.registry import get_card
+
+    return get_card(spec.model, spec.dataset, spec.threat_model, cards_dir=cards_dir)
+
+
+def _check_variant_config(
+    spec: AblationSpec, row: Row, stored: dict[str, Any], path: Path, cards_dir: str | None
+) -> None:
+    """A variant's results file must have been computed with the change the spec names now (names are reused)."""
+    from eee_zoo.models.variants import derived_config
+
+    expected, _ = derived_config(_card(spec, cards_dir).architecture, **row.change)
+    if json.loads(json.dumps(expected)) != stored.get("model_config"):
+        raise ValueError(
+            f"{path} was computed with another configuration than variant {row.name!r} names now "
+            f"({row.change}); move it away to evaluate the variant again"
+        )
+
+
 def rows(spec: AblationSpec, cards_dir: str | None = None) -> list[dict[str, Any]]:
     """Every row with its figures, read from results files; a missing or mismatched file is an error."""
     out = []
@@ -193,6 +216,8 @@ def rows(spec: AblationSpec, cards_dir: str | None = None) -> list[dict[str, Any
         if not path.is_file():
             raise ValueError(f"{spec.path}: row {row.name!r} has no results file {path} (run it first)")
         r = load_result(path)
+        if row.source == "variant":
+            _check_variant_config(spec, row, r, path, cards_dir)
         for key in ("dataset", "threat_model", "version", "n_examples", "seed"):
             if r[key] != getattr(spec, key):
                 raise ValueError(f"{path}: {key} {r[key]!r}, the spec's protocol has {getattr(spec, key)!r}")

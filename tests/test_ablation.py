@@ -81,6 +81,37 @@ def test_variants_are_attacked_once_and_tabled_from_their_results_files(
     assert ablation_main(argv) == 0 and "variant " not in capsys.readouterr().err
 
 
+def test_a_variant_renamed_to_another_change_is_refused_then_evaluated_afresh(
+    cards: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Every variant shares the checkpoint's weights hash: neither its results file nor AutoAttack's state may be
+    reused for another change under the same name."""
+    from eee_zoo.models.variants import derive
+
+    spec = _spec(tmp_path, "  - {name: v, what: CrossMax k = 2, change: {k: 2}}\n")
+    argv = [str(spec), "--cards-dir", str(cards), "--state-dir", str(tmp_path / "state"), "--no-progress"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert ablation_main(argv) == 0
+        # The stem's head alone is right on other images than the k = 2 ensemble (clean: --RR against -RR-).
+        spec.write_text(spec.read_text().replace("change: {k: 2}", "change: {predictors: [stem], aggregator: mean}"))
+        assert ablation_main(argv) == 2
+        assert "was computed with another configuration than variant 'v'" in capsys.readouterr().err
+        (stored,) = (tmp_path / "tiny_ablation" / "results").rglob("*.json")
+        stored.unlink()
+        assert ablation_main(argv) == 0  # attacked again, not read back from the k = 2 run's state
+        model = load_model("Tiny", cards_dir=cards, stochastic=False)
+        direct = evaluate(
+            derive(model, predictors=["stem"], aggregator="mean"), N, version="standard", batch_size=N, seed=0
+        )
+    finally:
+        torch.set_num_threads(threads)
+    fresh = load_result(stored)
+    assert fresh["model_config"]["aggregator"] == "mean" and fresh["outcomes"] == direct.outcomes
+    assert direct.outcomes[1] != "-" and direct.outcomes[3] == "-"  # what a reused k = 2 state would not give
+
+
 def test_unfinished_variants_are_named_not_hidden(cards: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     spec = _spec(tmp_path, "  - {name: k2, what: CrossMax k = 2, change: {k: 2}}\n")
     assert ablation_main([str(spec), "--cards-dir", str(cards), "--table-only"]) == 0

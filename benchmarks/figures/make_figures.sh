@@ -33,6 +33,7 @@
 # the first batch of its n = 500 run in benchmarks/state); class maximisation beside the baseline and per-layer
 # robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (30 min); class
 # maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (no CIFAR-100 baseline yet), and the
+# class maximisation and per-layer for ResNet18w16_CPU_CrossMax (no ResNet-18 baseline on CIFAR-10 yet), the
 # successful attacks of ResNet18w16_CPU_CrossMax_C100 (its adaptive worst case ran in batches of 50, resumed from
 # benchmarks/state; AutoAttack rand is run again and checked image by image against its results file). Successful
 # attacks of FGSM, Gauss025 and C100_FGSM wait for their n >= 100 adaptive worst cases (about 1 h each on this CPU).
@@ -102,6 +103,11 @@ step5() {
     nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what per-layer class-max --out "$out" --n 100 --seed 0 \
       2> "$out/figures_class_max_per_layer.log"
   done
+  name=ResNet18w16_CPU_CrossMax
+  out=benchmarks/figures/$name
+  mkdir -p "$out"
+  nice -n 19 eee-zoo visualize "$name" --what per-layer class-max --out "$out" --n 100 --seed 0 \
+    2> "$out/figures_class_max_per_layer.log"
   name=ResNet18w16_CPU_CrossMax_C100
   out=benchmarks/figures/$name
   nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \

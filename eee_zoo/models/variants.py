@@ -16,10 +16,48 @@ from typing import Any
 
 from .self_ensemble import BACKBONE_PREDICTOR, SelfEnsemble
 
-__all__ = ["STACK_KNOBS", "derive"]
+__all__ = ["STACK_KNOBS", "derive", "derived_config"]
 
 # The stack settings a variant may change; the resolutions fix the backbone's input channels and stay.
 STACK_KNOBS = ("jitter", "down_noise", "up_noise", "contrast_range", "color_range", "stochastic")
+
+
+def derived_config(
+    config: Mapping[str, Any],
+    *,
+    predictors: Sequence[str] | None = None,
+    aggregator: str | None = None,
+    k: int | None = None,
+    stack: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config, changes)``: a :class:`SelfEnsemble` config with the inference-time settings of :func:`derive`
+    applied (without building a model: what a variant's results must have been computed with)."""
+    config = copy.deepcopy(dict(config))
+    names = list(config["taps"]) + ([BACKBONE_PREDICTOR] if config.get("include_backbone_head", True) else [])
+    changes: dict[str, Any] = {}
+    if predictors is not None:
+        wanted = list(predictors)
+        unknown = [p for p in wanted if p not in names]
+        if unknown:
+            raise ValueError(f"unknown predictors {unknown}; this model has {names}")
+        if not wanted:
+            raise ValueError("predictors must name at least one predictor")
+        config["taps"] = [tap for tap in config["taps"] if tap in wanted]
+        config["include_backbone_head"] = BACKBONE_PREDICTOR in wanted
+        changes["predictors"] = [p for p in names if p in wanted]
+    if aggregator is not None:
+        config["aggregator"] = aggregator
+        changes["aggregator"] = aggregator
+    if k is not None:
+        config["k"] = k
+        changes["k"] = k
+    if stack:
+        unknown = sorted(set(stack) - set(STACK_KNOBS))
+        if unknown:
+            raise ValueError(f"stack settings {unknown} cannot change at inference; allowed: {list(STACK_KNOBS)}")
+        config["stack"] = {**config["stack"], **copy.deepcopy(dict(stack))}
+        changes["stack"] = dict(stack)
+    return config, changes
 
 
 def derive(
@@ -41,34 +79,11 @@ def derive(
 
     The variant is in eval mode on ``model``'s device, its generator seeded as ``model``'s was, and its
     ``eee_info`` names what it was derived from (``variant_of``, ``changes``) and keeps the weights' sha256 (the
-    weights are those of that file).
+    weights are those of that file: anything keyed by that hash must also key on the variant's ``config``).
     """
     if not isinstance(model, SelfEnsemble):
         raise TypeError(f"derive takes a SelfEnsemble, got {type(model).__name__}")
-    config = copy.deepcopy(model.config)
-    changes: dict[str, Any] = {}
-    if predictors is not None:
-        wanted = list(predictors)
-        unknown = [p for p in wanted if p not in model.predictor_names]
-        if unknown:
-            raise ValueError(f"unknown predictors {unknown}; this model has {model.predictor_names}")
-        if not wanted:
-            raise ValueError("predictors must name at least one predictor")
-        config["taps"] = [tap for tap in model.taps if tap in wanted]
-        config["include_backbone_head"] = BACKBONE_PREDICTOR in wanted
-        changes["predictors"] = [p for p in model.predictor_names if p in wanted]
-    if aggregator is not None:
-        config["aggregator"] = aggregator
-        changes["aggregator"] = aggregator
-    if k is not None:
-        config["k"] = k
-        changes["k"] = k
-    if stack:
-        unknown = sorted(set(stack) - set(STACK_KNOBS))
-        if unknown:
-            raise ValueError(f"stack settings {unknown} cannot change at inference; allowed: {list(STACK_KNOBS)}")
-        config["stack"].update({key: copy.deepcopy(value) for key, value in stack.items()})
-        changes["stack"] = dict(stack)
+    config, changes = derived_config(model.config, predictors=predictors, aggregator=aggregator, k=k, stack=stack)
 
     variant = SelfEnsemble.from_config(config)
     variant.load_state_dict(_remap_heads(model, config["taps"]))
