@@ -264,7 +264,7 @@ def render_table(spec: AblationSpec, table: Sequence[dict[str, Any]]) -> str:
         f"`{spec.model}`'s own weights with a knob changed at inference (`eee_zoo.models.variants.derive`), which is "
         "not the same as training with that knob. AutoAttack figures are upper bounds on robust accuracy: a knob "
         "that raises one may only hide the gradient better, which the zoo's adaptive worst case tests (README, "
-        '"Evaluation").',
+        '"Adaptive attacks: the per-image worst case").',
         "",
         f"| Row | Kind | What differs | Predictors | Aggregator | Clean | AutoAttack `{spec.version}` [95 % CI] | "
         f"vs {ref['name']} |",
