@@ -117,6 +117,26 @@ class Progress:
                 self.last_redraw = now
         self._emit("update")
 
+    def skip(self, n: int, *, text: str | None = None) -> None:
+        """Move by ``n`` units done by an earlier run (resumed from a state): shown as done, but left out of the rate,
+        so the estimate of the time left counts only the work this run does."""
+        n = min(max(int(n), 0), self.total - self.done) if self.total else max(int(n), 0)
+        if self.closed or not n:
+            return
+        self.done += n
+        self.initial += n
+        if text is not None:
+            self.text = text
+        if self.bar is not None:
+            # tqdm's rate counts n - initial (and its moving average the updates it sees): move all three together
+            self.bar.n += n
+            self.bar.last_print_n += n
+            self.bar.initial += n
+            if text is not None:
+                self.bar.set_postfix_str(self.text, refresh=False)
+            self.bar.refresh()
+        self._emit("update")
+
     def close(self, text: str | None = None, **info: Any) -> None:
         if self.closed:
             return

@@ -186,6 +186,7 @@ def adaptive_evaluate(
                     state.save(start, images, record, _examples(worst))
                 else:
                     logger.info("%s: attacks resumed from %s", where, state.root)
+                    bar.skip((b + 1) * total // len(starts) - bar.done, text=f"{where}: resumed")
                     worst = None
                 judge_key = judgement_key(final_draws, tie_draws, fresh_draws)
                 if judge_key not in record["judged"]:

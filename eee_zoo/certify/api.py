@@ -140,6 +140,7 @@ def certify(
             for i in mine:
                 sha_i = image_sha256(x[i], int(y[i]))
                 record = store.load(i, sha_i)
+                resumed = record is not None
                 if record is None:
                     xi = x[i].to(device)
                     t0 = time.perf_counter()
@@ -154,7 +155,11 @@ def certify(
                 done[i] = record
                 right = sum(r["prediction"] == int(y[j]) for j, r in done.items())
                 where = "" if shard is None else f" (shard {shard[0]}/{shard[1]})"
-                bar.update(1, text=f"image {i + 1}/{n_examples}{where}: {right} right and certified at some radius")
+                text = f"image {i + 1}/{n_examples}{where}: {right} right and certified at some radius"
+                if resumed:
+                    bar.skip(1, text=text)  # certified by an earlier run: not in this run's rate
+                else:
+                    bar.update(1, text=text)
     if shard is not None:
         if dist.enabled:  # every process's images are stored once all have passed the barrier
             dist.init(device)
