@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
+import functools
 import json
 import logging
 import os
@@ -150,9 +150,8 @@ def run_variant(
 
     model = load_model(spec.model, spec.dataset, spec.threat_model, device="cpu", cards_dir=cards_dir)
     variant = derive(model, **row.change)
-    # AutoAttack's state is keyed by the weights' hash, which every variant shares: one folder per variant config.
+    # AutoAttack's state is keyed by the model's config as well as its weights (which every variant shares)
     root = Path(state_dir) if state_dir is not None else default_state_dir("autoattack")
-    config_key = hashlib.sha256(json.dumps(variant.config, sort_keys=True).encode()).hexdigest()[:16]
     result = evaluate(
         variant,
         spec.n_examples,
@@ -162,7 +161,7 @@ def run_variant(
         batch_size=spec.batch_size,
         seed=spec.seed,
         data_dir=data_dir,
-        state_path=root / "variants" / config_key,
+        state_path=root,
         model_name=spec.variant_name(row),
         progress=progress,
     )
@@ -189,9 +188,14 @@ def _variant_file(spec: AblationSpec, row: Row, cards_dir: str | None = None) ->
 
 
 def _card(spec: AblationSpec, cards_dir: str | None) -> Any:
+    return _read_card(spec.model, spec.dataset, spec.threat_model, cards_dir)
+
+
+@functools.lru_cache(maxsize=8)  # read once per run, not once per variant and table row
+def _read_card(model: str, dataset: str, threat_model: str, cards_dir: str | None) -> Any:
     from eee_zoo.registry import get_card
 
-    return get_card(spec.model, spec.dataset, spec.threat_model, cards_dir=cards_dir)
+    return get_card(model, dataset, threat_model, cards_dir=cards_dir)
 
 
 def _check_variant_config(

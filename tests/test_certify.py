@@ -138,6 +138,21 @@ def test_same_seed_same_result_other_seed_other_draws(tiny_model: nn.Module) -> 
         tiny_model.check_range = True
 
 
+def test_a_variant_with_the_same_weights_never_resumes_its_parents_images(tiny_model: nn.Module, tmp_path: Path):
+    """Certified images are stored under a key of the model's config too: an inference-time variant
+    (eee_zoo.models.variants.derive) shares the weights' hash but is certified afresh."""
+    from eee_zoo.models.variants import derive
+
+    x, y = torch.rand(2, 3, 32, 32), torch.tensor([1, 2])
+    kw = dict(sigma=0.5, n0=20, n=100, batch_size=64, inputs=(x, y), progress=False, state_dir=tmp_path)
+    eee_zoo.certify(tiny_model, 2, seed=1, model_name="same", **kw)
+    variant = derive(tiny_model, aggregator="mean")
+    stored = eee_zoo.certify(variant, 2, seed=1, model_name="same", **kw)
+    assert len(list(tmp_path.iterdir())) == 2
+    direct = eee_zoo.certify(variant, 2, seed=1, model_name="same", **{**kw, "state_dir": None})
+    assert (stored.scales, stored.predictions, stored.radius) == (direct.scales, direct.predictions, direct.radius)
+
+
 def test_package_and_function_are_both_callable() -> None:
     import eee_zoo.certify as package
 

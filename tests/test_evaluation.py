@@ -422,6 +422,32 @@ def test_state_files_are_keyed_and_never_mixed(model: SelfEnsemble, images, tmp_
     assert result.sessions == 1 and not old.exists() and (tmp_path / "old.adv.safetensors").exists()
 
 
+def test_a_reconfigured_model_with_the_same_weights_and_name_never_resumes_the_others_state(
+    model: SelfEnsemble, images, tmp_path: Path
+) -> None:
+    """The weights' hash does not tell a model's inference-time variants apart (eee_zoo.models.variants.derive):
+    its config is part of the state's key, so the mean-of-predictors variant is attacked, not read back."""
+    from eee_zoo.models.variants import derive
+
+    x, y = images
+    kwargs = {"inputs": (x, y), "attack_overrides": FAST_RAND, "batch_size": 4, "seed": 0, "model_name": "same"}
+    crossmax = evaluate(model, 4, state_path=tmp_path / "dir", **kwargs)
+    variant = derive(model, aggregator="mean")
+    mean = evaluate(variant, 4, state_path=tmp_path / "dir", **kwargs)
+    assert crossmax.checkpoint_sha256 == mean.checkpoint_sha256  # same weights, same name ...
+    assert not any("reused the finished" in n for n in mean.notes)  # ... yet attacked afresh
+    assert len(list((tmp_path / "dir").glob("*.eee.json"))) == 2
+    assert mean.model_config["aggregator"] == "mean" and crossmax.model_config["aggregator"] == "crossmax"
+    assert mean.identity()["model_config"] == variant.config
+    again = evaluate(variant, 4, state_path=tmp_path / "dir", **kwargs)  # its own state is still resumed
+    assert any("reused the finished" in n for n in again.notes) and again.outcomes == mean.outcomes
+
+    explicit = tmp_path / "run.json"
+    evaluate(model, 4, state_path=explicit, **kwargs)
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['model_config'\]\)"):
+        evaluate(variant, 4, state_path=explicit, **kwargs)
+
+
 # ============================================================================================ sharding
 SHARD_SCRIPT = """
 import json, sys

@@ -36,6 +36,7 @@ from ..evaluation.inputs import (
     check_model_matches,
     check_model_outputs,
     load_inputs,
+    model_config,
     model_identity,
     resolve_device,
 )
@@ -52,7 +53,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_DRAWS", "adaptive_evaluate"]
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_DRAWS = {"selection_draws": 10, "final_draws": 200, "tie_draws": 800, "fresh_draws": 50}
 _SELF_ENSEMBLE_API = ("predictor_logits", "set_stochastic", "manual_seed", "aggregate")
-STATE_FORMAT = 2  # 1: judged draws in the key, one judgement per file
+STATE_FORMAT = 3  # 1: judged draws in the key, one judgement per file; 2: the weights' hash without the model's config
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +146,11 @@ def adaptive_evaluate(
     name, sha, _ = model_identity(model, model_name)
 
     overrides = check_overrides(autoattack_overrides)
-    # the attack stage's settings: final and fresh draws only judge what the attacks left (see _BatchStore)
+    # the attack stage's settings: final and fresh draws only judge what the attacks left (see _BatchStore); the
+    # model's config as well as its weights, which its inference-time variants (eee_zoo.models.variants) share
     config = {
-        "format": STATE_FORMAT, "model": sha, "dataset": dataset, "threat_model": threat_model,
+        "format": STATE_FORMAT, "model": sha, "model_config": model_config(model), "dataset": dataset,
+        "threat_model": threat_model,
         "eps": float(eps), "seed": seed, "batch_size": batch_size, "attacks": [a.__dict__ for a in attacks],
         "autoattack": autoattack, "selection_draws": selection_draws, "cascade": cascade,
     }  # fmt: skip
@@ -442,6 +445,12 @@ def _images_sha256(x: torch.Tensor, y: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def state_folder(config: dict[str, Any]) -> str:
+    """The folder (under a state dir) of the finished batches of the attack stage configured by ``config``."""
+    key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"adaptive_{key}"
+
+
 class _BatchStore:
     """Finished batches on disk, keyed by the attack stage's configuration; every file is written atomically.
 
@@ -453,8 +462,7 @@ class _BatchStore:
     """
 
     def __init__(self, state_dir: str | Path | None, config: dict[str, Any], *, fresh: bool = False) -> None:
-        key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        self.root = None if state_dir is None else Path(state_dir) / f"adaptive_{key}"
+        self.root = None if state_dir is None else Path(state_dir) / state_folder(config)
         self.config, self.fresh = config, fresh
 
     def _path(self, start: int, suffix: str) -> Path:

@@ -26,7 +26,7 @@ from .._progress import Progress, ProgressOutput
 from ..datasets import NUM_CLASSES, parse_dataset
 from ..evaluation.checks import check_eval_mode, check_int, check_n_examples
 from ..evaluation.distributed import DistInfo
-from ..evaluation.inputs import check_model_matches, load_inputs, model_identity, resolve_device
+from ..evaluation.inputs import check_model_matches, load_inputs, model_config, model_identity, resolve_device
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
 from .cohen import ScaleCounts, select
@@ -39,7 +39,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_RADII", "certify"]
 
 DEFAULT_BATCH_SIZE = 500  # noisy copies per forward pass
 DEFAULT_RADII = (0.25, 0.5, 0.75, 1.0)
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 1: the weights' hash without the model's config (its inference-time variants shared a key)
 SHARD_PENDING = (
     "this shard's images are stored; the result is written once every shard has run (the last shard, or a run "
     "without --shard, assembles it)"
@@ -116,7 +116,8 @@ def certify(
     stochastic = bool(model.stochastic) if hasattr(model, "stochastic") else None
     pass_generator = takes_generator(model)
     config = {
-        "format": STATE_FORMAT, "model": sha, "dataset": dataset, "sigmas": sigmas, "n0": n0, "n": n,
+        "format": STATE_FORMAT, "model": sha, "model_config": model_config(model), "dataset": dataset,
+        "sigmas": sigmas, "n0": n0, "n": n,
         "alpha": float(alpha), "batch_size": batch_size, "seed": seed, "stochastic": stochastic,
         "generator": pass_generator,
     }  # fmt: skip

@@ -200,6 +200,7 @@ def evaluate(
         attacks=attacks,
         overrides=overrides,
         data_sha256=data["sha256"],
+        model_config=model_config(model),
     )
     spec = RunSpec(
         model=model,
@@ -214,7 +215,6 @@ def evaluate(
         fresh=bool(fresh),
     )
 
-    config = model_config(model)
     with preserve_model_seeds(model), state_location(state_path, identity, chunked=chunk_size is not None) as where:
         if chunk_size is None:
             records = [run_resumable(spec, x, y, seed=seed, state_file=where, identity=identity)]
@@ -227,7 +227,6 @@ def evaluate(
         sha_source=sha_source,
         attack_config=attack_settings(spec.build(seed)),
         data=data,
-        model_config=config,
         interval=interval,
         device=device,
         world_size=dist_info.world_size,

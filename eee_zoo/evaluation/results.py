@@ -129,6 +129,7 @@ class EvaluationResult:
             attacks=[a.attack for a in self.attacks],
             overrides=self.attack_overrides,
             data_sha256=self.data.get("sha256"),
+            model_config=self.model_config,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +204,6 @@ def summarize(
     sha_source: str,
     attack_config: dict[str, Any],
     data: dict[str, Any],
-    model_config: dict[str, Any] | None,
     interval: str,
     device: torch.device,
     world_size: int,
@@ -297,7 +297,7 @@ def summarize(
         warnings=[CheckWarning(**w) for w in warnings_out],
         data={**data, "n_examples": n},
         outcomes="".join(outcomes),
-        model_config=model_config,
+        model_config=identity.get("model_config"),
         confidence=CONFIDENCE,
         interval_method=interval,
         versions=versions(),

@@ -59,8 +59,14 @@ def make_identity(
     attacks: list[str],
     overrides: dict[str, Any],
     data_sha256: str | None,
+    model_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The configuration that determines a result (keys state files and results files)."""
+    """The configuration that determines a result (keys state files and results files).
+
+    ``model_config`` (``SelfEnsemble.config``) is part of it because the weights' hash is not enough: a model
+    reconfigured at inference time (another aggregator or k, the stack's noise, which predictors vote; see
+    :func:`eee_zoo.models.variants.derive`) has the same weights and must not resume another configuration's state.
+    """
     return {
         "model_name": model_name,
         "checkpoint_sha256": sha256,
@@ -76,6 +82,7 @@ def make_identity(
         "attacks": list(attacks),
         "attack_overrides": dict(overrides),
         "data_sha256": data_sha256,
+        "model_config": model_config,
     }
 
 
