@@ -1,14 +1,19 @@
-"""Re-key the adaptive attacks' stored batches of an earlier state format to the current one.
+"""Re-key stored attack states keyed without the model's config to the current key, so they are resumed.
 
-    python -m benchmarks.migrate_state benchmarks/state [--cards-dir DIR] [--dry-run]
+    python -m benchmarks.migrate_state DIR [--cards-dir DIR] [--dry-run]     # e.g. benchmarks/state, ~/.cache/eee_zoo
 
-State format 2 keyed a folder of finished batches (``adaptive_<key>/``) by the weights' hash without the model's
-config, so an inference-time variant of a checkpoint (``eee_zoo.models.variants.derive``) could resume its parent's
-attacks. Format 3 puts the config in the key. A format-2 folder holds attacks on a zoo checkpoint as its card
-deploys it (variants were only ever attacked by AutoAttack, never by the adaptive suite), so it is re-keyed with the
-config of the zoo checkpoint whose weights' hash it names: every batch file gets the new config and the folder its new
-name (each file written atomically, the folder renamed last). A folder whose hash names no zoo checkpoint is left as
-it is, and said so.
+States used to be keyed by the weights' hash without the model's config, so an inference-time variant of a
+checkpoint (``eee_zoo.models.variants.derive``) could resume its parent's attacks; the config is now in the key.
+
+* The adaptive suite's batch folders (``adaptive_<key>/``, state format 2 -> 3): a format-2 folder holds attacks on a
+  zoo checkpoint as its card deploys it (the adaptive suite never attacked a variant), so it is re-keyed with the
+  config of the zoo checkpoint whose weights' hash it names: every batch file gets the new config, the folder its new
+  name (each file written atomically, the folder renamed last).
+* AutoAttack's states (``<stem>.eee.json`` + ``<stem>.adv.safetensors``, identity without ``model_config``): re-keyed
+  only when run under the zoo checkpoint's own name (a variant ran under its own name, and its config cannot be told
+  from the state), with the card's config in the inference mode the state records (stochastic or not).
+
+Anything whose hash names no zoo checkpoint, or that is not unambiguous, is left as it is, and said so.
 """
 
 from __future__ import annotations
@@ -24,15 +29,19 @@ from eee_zoo._io import atomic_write_json
 from eee_zoo.adaptive.evaluate import STATE_FORMAT, state_folder
 
 
-def zoo_configs(cards_dir: str | None = None) -> dict[str, dict[str, Any]]:
-    """Weights' sha256 -> the config its zoo card deploys."""
+def zoo_cards(cards_dir: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Weights' sha256 -> (the zoo checkpoint's name, the config its card deploys)."""
     from eee_zoo.registry import list_cards
 
-    configs = {}
-    for card in list_cards(cards_dir=cards_dir):
-        config = json.loads((card.folder / "config.json").read_text())
-        configs[card.sha256] = config
-    return configs
+    return {
+        card.sha256: (card.name, json.loads((card.folder / "config.json").read_text()))
+        for card in list_cards(cards_dir=cards_dir)
+    }
+
+
+def zoo_configs(cards_dir: str | None = None) -> dict[str, dict[str, Any]]:
+    """Weights' sha256 -> the config its zoo card deploys."""
+    return {sha: config for sha, (_, config) in zoo_cards(cards_dir).items()}
 
 
 def migrate(state_dir: Path, configs: dict[str, dict[str, Any]], *, dry_run: bool = False) -> list[tuple[str, str]]:
@@ -68,6 +77,45 @@ def migrate(state_dir: Path, configs: dict[str, dict[str, Any]], *, dry_run: boo
     return moved
 
 
+def migrate_autoattack(
+    state_dir: Path, cards: dict[str, tuple[str, dict[str, Any]]], *, dry_run: bool = False
+) -> list[tuple[str, str]]:
+    """Re-key every AutoAttack state under ``state_dir`` (recursively) whose identity has no model config;
+    ``cards``: weights' sha256 -> (card name, config). Returns ``(old stem, new stem)`` per state moved."""
+    from eee_zoo.evaluation.state import state_location
+
+    moved = []
+    for record in sorted(state_dir.rglob("*.eee.json")):
+        data = json.loads(record.read_text())
+        identity = data.get("identity") or {}
+        if "model_config" in identity or not identity:
+            continue
+        stem = record.name[: -len(".eee.json")]
+        card = cards.get(identity.get("checkpoint_sha256"))
+        if card is None or card[0] != identity.get("model_name") or identity.get("chunk_size") is not None:
+            why = "no zoo checkpoint's" if card is None else "not its card's name, or chunked"
+            logging.warning("%s: %s, left as it is", record, why)
+            continue
+        config = json.loads(json.dumps(card[1]))
+        config["stack"]["stochastic"] = bool(identity["stochastic"])
+        new_identity = {**identity, "model_config": config}
+        with state_location(record.parent, new_identity, chunked=False) as where:
+            new_stem = where.stem
+        if new_stem == stem or record.with_name(f"{new_stem}.eee.json").exists():
+            logging.warning("%s: %s exists already, left as it is", record, new_stem)
+            continue
+        moved.append((stem, new_stem))
+        logging.info("%s -> %s", stem, new_stem)
+        if dry_run:
+            continue
+        examples = record.with_name(f"{stem}.adv.safetensors")
+        if examples.exists():  # the examples first: a record never names examples that are not on disk
+            examples.rename(record.with_name(f"{new_stem}.adv.safetensors"))
+        atomic_write_json(record.with_name(f"{new_stem}.eee.json"), {**data, "identity": new_identity})
+        record.unlink()
+    return moved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("state_dir", help="the --state-dir of the adaptive runs (e.g. benchmarks/state)")
@@ -79,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     if not state_dir.is_dir():
         print(f"error: state dir {state_dir} does not exist", file=sys.stderr)
         return 2
-    migrate(state_dir, zoo_configs(args.cards_dir), dry_run=args.dry_run)
+    cards = zoo_cards(args.cards_dir)
+    for folder in [state_dir, *sorted(p for p in state_dir.rglob("*") if p.is_dir())]:
+        if any(folder.glob("adaptive_*")):
+            migrate(folder, {sha: config for sha, (_, config) in cards.items()}, dry_run=args.dry_run)
+    migrate_autoattack(state_dir, cards, dry_run=args.dry_run)
     return 0
 
 

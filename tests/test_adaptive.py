@@ -369,39 +369,6 @@ def test_a_variant_with_the_same_weights_never_resumes_its_parents_batches(model
     assert _counts(mean) == _counts(direct)
 
 
-def test_format_2_batches_are_rekeyed_to_their_checkpoints_config_and_resumed(data, tmp_path: Path) -> None:
-    """benchmarks/migrate_state: a folder keyed without the config (format 2) gets the key the current code computes
-    for the zoo checkpoint it attacked, and its batches are read back, not attacked again."""
-    from benchmarks.migrate_state import migrate, zoo_configs
-    from eee_zoo.adaptive.evaluate import state_folder
-    from eee_zoo.hub import export
-    from eee_zoo.loading import load_model
-
-    cards = tmp_path / "cards"
-    export(train_tiny_model(copy.deepcopy(TINY_CONFIG)), "Tiny", cards / "cifar10" / "Linf" / "Tiny")
-    zoo = load_model("Tiny", cards_dir=cards, device="cpu")
-    kw = {"inputs": data, "eps": EPS, "attacks": FAST, "autoattack": (), "progress": False, **DRAWS}
-    first = adaptive_evaluate(zoo, 8, state_dir=tmp_path / "state", **kw)
-    (current,) = (tmp_path / "state").iterdir()
-    files = {f.name: f.read_bytes() for f in current.glob("*")}
-    # the same batches as format 2 wrote them: no model config in the key
-    old = {k: v for k, v in json.loads(files["batch000000.json"])["config"].items() if k != "model_config"}
-    old["format"] = 2
-    legacy = current.parent / state_folder(old)
-    current.rename(legacy)
-    for f in legacy.glob("*.json"):
-        f.write_text(json.dumps({**json.loads(f.read_text()), "config": old}))
-    assert migrate(tmp_path / "state", zoo_configs(str(cards))) == [(legacy.name, current.name)]
-    assert {f.name: f.read_bytes() for f in current.glob("*")}.keys() == files.keys()
-    assert [json.loads(current.joinpath(n).read_text()) for n in sorted(files) if n.endswith(".json")] == [
-        json.loads(files[n]) for n in sorted(files) if n.endswith(".json")
-    ]
-    stamp = current.joinpath("batch000000.json").stat().st_mtime_ns
-    again = adaptive_evaluate(zoo, 8, state_dir=tmp_path / "state", **kw)
-    assert current.joinpath("batch000000.json").stat().st_mtime_ns == stamp and _counts(again) == _counts(first)
-    assert migrate(tmp_path / "state", zoo_configs(str(cards))) == []  # current folders stay as they are
-
-
 def test_judging_again_on_other_draws_reuses_the_attacks(model: SelfEnsemble, data, tmp_path: Path) -> None:
     kw = {"inputs": data, "eps": EPS, "attacks": FAST, "autoattack": (), "progress": False, **DRAWS}
     first = adaptive_evaluate(model, 16, state_dir=tmp_path, **kw)

@@ -7,6 +7,7 @@ the command works offline on the embedded test slice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from eee_zoo.viz.crosscheck import check_against_results  # noqa: E402
 from eee_zoo.viz.make import CURVE_ATTACKS, default_eps_list, redraw  # noqa: E402
 from eee_zoo.viz.render import new_figure  # noqa: E402
 from eee_zoo.viz.stats import count_accuracy  # noqa: E402
+from eee_zoo.viz.successful_attacks import NO_PERTURBATION  # noqa: E402
 
 EPS = 8 / 255
 N = 8
@@ -125,6 +127,17 @@ def test_successful_attacks_shows_broken_images_within_the_ball(model, images, r
     assert rand["robust"]["n"] == N and len(rand["robust"]["interval"]) == 2
     assert rand["settings"]["cut"] == FAST_AA and rand["settings"]["seed"] == 0
     assert record["attacks"][1]["robust"]["draws"] == FAST_ADAPTIVE.fresh_draws
+
+
+def test_an_image_broken_without_perturbation_says_so(model, images, runs) -> None:
+    """AutoAttack rand counts an image broken when one random draw gets the clean image wrong: its panel must not
+    read as an attack that found a perturbation."""
+    x, y = images
+    run = dataclasses.replace(runs[0], x_adv=x.clone(), broken=torch.ones(len(y), dtype=torch.bool))
+    data = successful_attacks(model, x, y, [run], dataset="cifar10", k=1, draws=3, seed=0, model_name="tiny")
+    assert data.examples[run.name][0].linf == 0
+    titles = [ax.get_title() for ax in successful_attacks_figure(data).axes]
+    assert NO_PERTURBATION in titles and not any(t.startswith("perturbation x") for t in titles)
 
 
 def test_class_maximisation_raises_the_target_logit_and_is_seeded(model) -> None:

@@ -22,6 +22,7 @@ from .render import eps_text, image_array, new_figure, perturbation_array
 __all__ = ["Example", "SuccessfulAttacks", "successful_attacks", "successful_attacks_figure"]
 
 CELL = 1.8  # inches per image panel
+NO_PERTURBATION = "no perturbation: a later\nrandom draw was wrong"
 
 
 @dataclasses.dataclass
@@ -167,6 +168,11 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
             )  # fmt: skip
             picture, gain = perturbation_array(e.adversarial - e.clean)
             axes[2].imshow(picture, interpolation="nearest")
+            if e.linf == 0:
+                # right on the attack's clean check, wrong on a later draw of the unchanged image: a stochastic
+                # model's own randomness, which AutoAttack rand counts as broken
+                axes[2].set_title(NO_PERTURBATION, fontsize=8.5)
+                continue
             size = f"{e.linf * 255:.1f}/255" if data.threat_model == "Linf" else f"{e.l2:.2f} (L2)"
             axes[2].set_title(f"perturbation x{gain:.0f}\nmax |d| {size}", fontsize=8.5)
     return figure
