@@ -27,12 +27,13 @@ from typing import Any
 
 from eee_zoo._io import atomic_write_json
 from eee_zoo.adaptive.evaluate import STATE_FORMAT, state_folder
+from eee_zoo.evaluation.state import STATE_FORMAT as STATE_FORMAT_AUTOATTACK
+from eee_zoo.evaluation.state import state_location
+from eee_zoo.registry import list_cards
 
 
 def zoo_cards(cards_dir: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
     """Weights' sha256 -> (the zoo checkpoint's name, the config its card deploys)."""
-    from eee_zoo.registry import list_cards
-
     return {
         card.sha256: (card.name, json.loads((card.folder / "config.json").read_text()))
         for card in list_cards(cards_dir=cards_dir)
@@ -82,14 +83,12 @@ def migrate_autoattack(
 ) -> list[tuple[str, str]]:
     """Re-key every AutoAttack state under ``state_dir`` (recursively) whose identity has no model config;
     ``cards``: weights' sha256 -> (card name, config). Returns ``(old stem, new stem)`` per state moved."""
-    from eee_zoo.evaluation.state import state_location
-
     moved = []
     for record in sorted(state_dir.rglob("*.eee.json")):
         data = json.loads(record.read_text())
         identity = data.get("identity") or {}
-        if "model_config" in identity or not identity:
-            continue
+        if "model_config" in identity or not identity or data.get("format_version") != STATE_FORMAT_AUTOATTACK:
+            continue  # current, or of a format that is discarded on reading anyway (no examples kept)
         stem = record.name[: -len(".eee.json")]
         card = cards.get(identity.get("checkpoint_sha256"))
         if card is None or card[0] != identity.get("model_name") or identity.get("chunk_size") is not None:
