@@ -5,7 +5,7 @@
 # rerun reuses finished attacks and redraws the same bytes.
 #   bash benchmarks/figures/make_figures.sh [STEP ...]   (default: every step; EEE_ZOO_DATA: the decoded CIFAR
 #   arrays; 2-core CPU, nice 19). Steps 1-3 draw Airbench_CPU_CrossMax, 4 the certified curves, 5 the other CPU
-#   checkpoints, 6 the cards.
+#   checkpoints, 7 the CIFAR-100 baseline beside the CIFAR-100 self-ensembles, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -32,11 +32,12 @@
 # (AutoAttack standard where a self-ensemble gets rand: its stack draws nothing; its adaptive worst case resumes from
 # the first batch of its n = 500 run in benchmarks/state); class maximisation beside the baseline and per-layer
 # robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (30 min); class
-# maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (no CIFAR-100 baseline yet), and the
+# maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (drawn again beside the CIFAR-100 baseline in step 7), and the
 # class maximisation and per-layer for ResNet18w16_CPU_CrossMax (no ResNet-18 baseline on CIFAR-10 yet), the
 # successful attacks of ResNet18w16_CPU_CrossMax_C100 (its adaptive worst case ran in batches of 50, resumed from
-# benchmarks/state; AutoAttack rand is run again and checked image by image against its results file). Successful
-# attacks of FGSM, Gauss025 and C100_FGSM wait for their n >= 100 adaptive worst cases (about 1 h each on this CPU).
+# benchmarks/state; AutoAttack rand is run again and checked image by image against its results file), and those of
+# ResNet18w16_CPU_CrossMax the same way. Successful attacks of FGSM, Gauss025 and C100_FGSM wait for their n >= 100
+# adaptive worst cases (about 1 h each on this CPU).
 # A figure made of numbers (per_layer, eps_curve) is drawn again from its JSON, without attacking, with
 #   python -c "from eee_zoo.viz import redraw; redraw('benchmarks/figures/NAME/eps_curve.json')"
 set -euo pipefail
@@ -112,10 +113,31 @@ step5() {
   out=benchmarks/figures/$name
   nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
     --state-dir benchmarks/state 2> "$out/figures_attacks.log"
+  name=ResNet18w16_CPU_CrossMax
+  out=benchmarks/figures/$name
+  nice -n 19 eee-zoo visualize "$name" --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
+    --state-dir benchmarks/state 2> "$out/figures_attacks.log"
   name=Airbench_CPU_CrossMax_FGSM
   out=benchmarks/figures/$name
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --seed 0 "${cut[@]}" \
     2> "$out/figures_eps_curve.log"
+}
+
+step7() {
+  # 7. the CIFAR-100 single-resolution baseline: its own figures (AutoAttack standard and its adaptive worst case,
+  #    resumed from the first batch of its n = 500 run in benchmarks/state), and the class maximisation of the two
+  #    CIFAR-100 self-ensembles drawn again beside it
+  base=ResNet18w16_CPU_Baseline_C100
+  out=benchmarks/figures/$base
+  mkdir -p "$out"
+  nice -n 19 eee-zoo visualize "$base" --dataset cifar100 --what per-layer class-max --out "$out" --n 100 --seed 0 \
+    2> "$out/figures_class_max_per_layer.log"
+  for name in ResNet18w16_CPU_CrossMax_C100 ResNet18w16_CPU_CrossMax_C100_FGSM; do
+    nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what class-max --baseline "$base" \
+      --out "benchmarks/figures/$name" --n 100 --seed 0 2> "benchmarks/figures/$name/figures_class_max_baseline.log"
+  done
+  nice -n 19 eee-zoo visualize "$base" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 \
+    --state-dir benchmarks/state 2> "$out/figures_attacks.log"
 }
 
 step6() {
@@ -124,5 +146,5 @@ step6() {
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 6); fi
 for step in "${steps[@]}"; do "step$step"; done
