@@ -39,4 +39,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # zoo_evaluation_Airbench_CPU_Baseline_standard_n500.log, adaptive_Airbench_CPU_Baseline_n500.log):
 #   python -m benchmarks.run Airbench_CPU_Baseline --version standard --n-examples 500 --seed 0 --write-card --no-progress
 #   python -m benchmarks.adaptive Airbench_CPU_Baseline --n-examples 500 --seed 0 --state-dir benchmarks/state --write-card
+# ResNet18w16_CPU_Baseline_C100 (deterministic, CIFAR-100): standard and the adaptive worst case at n=500, as for
+# Airbench_CPU_Baseline (run from a worktree at ac3febd with its card copied in; logs
+# zoo_evaluation_ResNet18w16_CPU_Baseline_C100_standard_n500.log, adaptive_ResNet18w16_CPU_Baseline_C100_n500.log):
+#   python -m benchmarks.run ResNet18w16_CPU_Baseline_C100 --dataset cifar100 --version standard --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.adaptive ResNet18w16_CPU_Baseline_C100 --dataset cifar100 --n-examples 500 --seed 0 --state-dir benchmarks/state --write-card
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).
