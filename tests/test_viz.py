@@ -166,6 +166,24 @@ def test_class_maximisation_beside_a_plain_baseline(model) -> None:
     assert len(figure.axes) == 4
 
 
+def test_per_layer_and_class_maximisation_show_progress_that_moves_and_changes_nothing(model, images) -> None:
+    x, y = images
+    settings = PerLayerSettings(n_iter=2, eval_draws=3)
+    events: list = []
+    quiet = per_layer_robustness(model, x, y, eps=EPS, seed=0, settings=settings)
+    shown = per_layer_robustness(model, x, y, eps=EPS, seed=0, settings=settings, progress=events.append)
+    assert shown.accuracy == quiet.accuracy
+    runs = 1 + len(model.predictor_names)  # the full model, then each predictor itself
+    moves = [e.done for e in events if e.kind == "update"]
+    assert events[-1].kind == "end" and events[-1].done == events[-1].total == runs * settings.n_iter
+    assert len(set(moves)) == runs * settings.n_iter and any("each predictor" in e.text for e in events)
+    events.clear()
+    first = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=3, progress=events.append)
+    again = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=3)
+    assert torch.equal(first.images, again.images)
+    assert events[-1].done == events[-1].total > 1 and len({e.done for e in events}) == events[-1].total + 1
+
+
 def test_per_layer_has_every_predictor_and_the_aggregate(model, images) -> None:
     x, y = images
     settings = PerLayerSettings(n_iter=2, eval_draws=3)

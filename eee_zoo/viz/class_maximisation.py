@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from matplotlib.figure import Figure
 
+from .._progress import Progress, ProgressOutput
 from ..adaptive.surrogates import Surrogate, stochastic_mode
 from ..evaluation.seeds import preserve_model_seeds
 from ..models import SelfEnsemble
@@ -93,8 +94,10 @@ def maximise_classes(
     seed: int = 0,
     classes: list[int] | None = None,
     model_name: str = "",
+    progress: ProgressOutput = False,
 ) -> ClassMaximisation:
-    """Images of every class in ``classes`` (default all) maximising the class through ``model`` (see the module)."""
+    """Images of every class in ``classes`` (default all) maximising the class through ``model`` (see the module);
+    ``progress``: the gradient steps as they run (see :class:`eee_zoo._progress.Progress`)."""
     names = class_names(dataset)
     classes = list(range(len(names))) if classes is None else list(classes)
     s = settings
@@ -105,13 +108,17 @@ def maximise_classes(
     ensemble = isinstance(model, SelfEnsemble)
     follow = Surrogate(model, head=s.head, draws=s.draws) if ensemble else model
     images = []
-    with preserve_model_seeds(model):
+    batches = math.ceil(len(target) / s.batch)
+    task = f"class-max{f' {model_name}' if model_name else ''}"
+    with preserve_model_seeds(model), Progress(task, batches * s.steps, output=progress, unit="step") as bar:
         if ensemble:
             model.manual_seed(seed)
-        for first in range(0, len(target), s.batch):
+        for b, first in enumerate(range(0, len(target), s.batch)):
             x = start[first : first + s.batch].to(device)
             t = target[first : first + s.batch].to(device)
+            bar.update(text=f"batch {b + 1}/{batches} ({len(t)} starts)")
             for _ in range(s.steps):
+                bar.update(1)
                 x.requires_grad_(True)
                 with torch.enable_grad():
                     loss = follow(x).log_softmax(dim=-1).gather(1, t.view(-1, 1)).sum()

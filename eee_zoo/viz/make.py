@@ -161,11 +161,13 @@ def make_figures(
             save(FIGURES[key], successful_attacks_figure(data), record)
         elif key == "class-max":
             enlarge = class_index(dataset, s.enlarge)
-            ours = maximise_classes(model, dataset, settings=s.class_max, seed=s.seed, model_name=name)
+            ours = maximise_classes(model, dataset, settings=s.class_max, seed=s.seed, model_name=name,
+                                    progress=progress)  # fmt: skip
             theirs = None
             if baseline is not None:
                 base_name = model_identity(baseline, None)[0]
-                theirs = maximise_classes(baseline, dataset, settings=s.class_max, seed=s.seed, model_name=base_name)
+                theirs = maximise_classes(baseline, dataset, settings=s.class_max, seed=s.seed,
+                                          model_name=base_name, progress=progress)  # fmt: skip
             note = None if theirs is not None else NO_BASELINE
             figure = class_maximisation_figure(ours, theirs, enlarge=enlarge, note=note)
             record = {"figure": "class_maximisation", "enlarged": enlarge, "self_ensemble": ours.record(),
@@ -174,7 +176,7 @@ def make_figures(
         elif key == "per-layer":
             data = per_layer_robustness(
                 model, x, y, eps=eps, threat_model=threat_model, dataset=dataset, seed=s.seed, settings=s.per_layer,
-                model_name=name,
+                model_name=name, progress=progress,
             )  # fmt: skip
             save(FIGURES[key], per_layer_figure(data), data.record())
         elif key == "eps-curve":

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from matplotlib.figure import Figure
 
+from .._progress import Progress, ProgressOutput
 from ..adaptive import Attack
 from ..adaptive.surrogates import Surrogate
 from ..evaluation.seeds import preserve_model_seeds
@@ -107,19 +108,29 @@ def per_layer_robustness(
     seed: int = 0,
     settings: PerLayerSettings = PerLayerSettings(),
     model_name: str = "",
+    progress: ProgressOutput = False,
 ) -> PerLayer:
-    """Accuracies of every predictor and the aggregate: clean, vs the full model, vs each predictor itself."""
+    """Accuracies of every predictor and the aggregate: clean, vs the full model, vs each predictor itself.
+    ``progress``: APGD iterations as they run (see :class:`eee_zoo._progress.Progress`)."""
     s = settings
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     names = list(model.predictor_names)
     full = Attack("apgd-ce-full", surrogate="deployed", draws=s.draws, n_iter=s.n_iter)
     own = Attack("apgd-ce-own", surrogate="predictors", draws=s.draws, n_iter=s.n_iter)
-    with preserve_model_seeds(model):
-        proposals = dict(full.proposals(model, x, y, eps=eps, norm=threat_model, seed=seed))
+    runs = 1 + own.runs_per_image(len(names))
+    with preserve_model_seeds(model), Progress("per-layer", runs * s.n_iter, output=progress, unit="it") as bar:
+
+        def step(what: str) -> Any:
+            return lambda _: bar.update(1, text=f"APGD-CE against {what}")
+
+        proposals = dict(full.proposals(model, x, y, eps=eps, norm=threat_model, seed=seed,
+                                        on_iteration=step("the full model")))  # fmt: skip
         x_full = _choose(model, "deployed", s.draws, proposals, "r0/", y, seed)
-        proposals = dict(own.proposals(model, x, y, eps=eps, norm=threat_model, seed=seed))
+        proposals = dict(own.proposals(model, x, y, eps=eps, norm=threat_model, seed=seed,
+                                       on_iteration=step("each predictor itself")))  # fmt: skip
         x_own = [_choose(model, p, s.draws, proposals, f"{name}/r0/", y, seed) for p, name in enumerate(names)]
+        bar.update(text=f"judging on {s.eval_draws} draws")
         judged = {c: draw_logits(model, xc, s.eval_draws, seed) for c, xc in (("clean", x), ("full", x_full))}
         own_judged = [draw_logits(model, xp, s.eval_draws, seed) for xp in x_own]
     y_cpu = y.cpu()
