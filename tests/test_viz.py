@@ -7,6 +7,7 @@ the command works offline on the embedded test slice.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -164,6 +165,16 @@ def test_class_maximisation_beside_a_plain_baseline(model) -> None:
     assert (theirs.logit_end > theirs.logit_start).all() and theirs.judge_draws == 1  # linear: every logit rises
     figure = class_maximisation_figure(ours, theirs)
     assert len(figure.axes) == 4
+
+
+def test_only_a_self_ensemble_is_told_to_draw_a_baseline_beside_it(model) -> None:
+    from tiny_model import TINY_CONFIG
+
+    from eee_zoo.models import SelfEnsemble
+    from eee_zoo.viz.make import is_single_resolution
+
+    plain = {**copy.deepcopy(TINY_CONFIG), "stack": {"resolutions": [32]}, "taps": [], "aggregator": "mean", "k": 1}
+    assert is_single_resolution(SelfEnsemble.from_config(plain)) and not is_single_resolution(model)
 
 
 def test_per_layer_and_class_maximisation_show_progress_that_moves_and_changes_nothing(model, images) -> None:

@@ -52,6 +52,14 @@ EPS_CURVE_SCALES = (1 / 8, 1 / 4, 1 / 2, 1, 2)
 NO_BASELINE = "No single-resolution baseline drawn beside it: pass one with --baseline NAME (baseline= in Python)."
 
 
+def is_single_resolution(model: nn.Module) -> bool:
+    """A plain classifier in the zoo's format (one 32 px copy, no heads): the baseline itself, which needs none."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        return True  # not a self-ensemble at all
+    return len(config["stack"]["resolutions"]) == 1 and not config["taps"]
+
+
 @dataclasses.dataclass
 class FigureSettings:
     """Everything the figures depend on besides the model (all recorded in the JSON files)."""
@@ -168,7 +176,7 @@ def make_figures(
                 base_name = model_identity(baseline, None)[0]
                 theirs = maximise_classes(baseline, dataset, settings=s.class_max, seed=s.seed,
                                           model_name=base_name, progress=progress)  # fmt: skip
-            note = None if theirs is not None else NO_BASELINE
+            note = None if theirs is not None or is_single_resolution(model) else NO_BASELINE
             figure = class_maximisation_figure(ours, theirs, enlarge=enlarge, note=note)
             record = {"figure": "class_maximisation", "enlarged": enlarge, "self_ensemble": ours.record(),
                       "baseline": theirs.record() if theirs is not None else None, "baseline_note": note}  # fmt: skip
