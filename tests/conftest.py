@@ -24,6 +24,18 @@ FAST_STANDARD = {
     "fab.n_target_classes": 2,
     "square.n_queries": 30,
 }
+
+
+def adaptive_counts(result) -> dict:
+    """An adaptive result without its timings (which differ between runs of the same configuration)."""
+    d = result.to_dict()
+    for key in ("wall_time_s", "created"):
+        d.pop(key)
+    for column in (d["clean"], d["robust"], *d["per_attack"]):
+        column.pop("seconds")
+    return d
+
+
 N_TRAIN_PREFIX = 512  # training images decoded for the tests (the tiny recipe uses 256)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST_STANDARD
+from conftest import FAST_STANDARD, adaptive_counts
 from tiny_model import TINY_CONFIG, train_tiny_model
 
 from eee_zoo.adaptive import PRESETS, Attack, adaptive_evaluate, describe_preset
@@ -366,7 +366,7 @@ def test_a_variant_with_the_same_weights_never_resumes_its_parents_batches(model
         variant.config,
     )
     direct = adaptive_evaluate(variant, 8, model_name="same", **{**kw, "state_dir": None}, **DRAWS)
-    assert _counts(mean) == _counts(direct)
+    assert adaptive_counts(mean) == adaptive_counts(direct)
 
 
 def test_judging_again_on_other_draws_reuses_the_attacks(model: SelfEnsemble, data, tmp_path: Path) -> None:
@@ -379,7 +379,7 @@ def test_judging_again_on_other_draws_reuses_the_attacks(model: SelfEnsemble, da
     keys = {"final6_tie12_fresh4", "final11_tie12_fresh7"}  # one judgement per draws
     assert all(set(json.loads(f.read_text())["batch"]["judged"]) == keys for f in files)
     direct = adaptive_evaluate(model, 16, **{**kw, **more})  # no state: attacks run anew
-    assert _counts(again) == _counts(direct)
+    assert adaptive_counts(again) == adaptive_counts(direct)
     assert torch.equal(again.x_adv, direct.x_adv) and not torch.equal(first.x_adv, first.x_adv.new_zeros(()))
     assert first.per_attack[0].selection_hits == again.per_attack[0].selection_hits
 
@@ -396,16 +396,6 @@ def test_the_headline_examples_are_each_images_kept_proposal(model: SelfEnsemble
         seed = derive_seed(derive_seed(0, start), "fresh")
         hits = count_hits(model, r.x_adv[start : start + b], y[start : start + b], DRAWS["fresh_draws"], seed)
         assert hits.tolist() == r.robust.fresh_hits[start : start + b]
-
-
-def _counts(result) -> dict:
-    """A result without its timings (which differ between runs of the same configuration)."""
-    d = result.to_dict()
-    for key in ("wall_time_s", "created"):
-        d.pop(key)
-    for column in (d["clean"], d["robust"], *d["per_attack"]):
-        column.pop("seconds")
-    return d
 
 
 def test_a_results_file_is_replaced_only_by_a_run_that_reproduces_it(model: SelfEnsemble, tmp_path: Path) -> None:
