@@ -126,7 +126,8 @@ step5() {
 step7() {
   # 7. the CIFAR-100 single-resolution baseline: its own figures (AutoAttack standard and its adaptive worst case,
   #    resumed from the first batch of its n = 500 run in benchmarks/state), and the class maximisation of the two
-  #    CIFAR-100 self-ensembles drawn again beside it
+  #    CIFAR-100 self-ensembles drawn again beside it (the committed baseline class maximisation was drawn again alone,
+  #    --what class-max, at be810a7, which drops the note asking a single-resolution model for a baseline)
   base=ResNet18w16_CPU_Baseline_C100
   out=benchmarks/figures/$base
   mkdir -p "$out"
