@@ -150,8 +150,6 @@ def run_variant(
 
     model = load_model(spec.model, spec.dataset, spec.threat_model, device="cpu", cards_dir=cards_dir)
     variant = derive(model, **row.change)
-    # AutoAttack's state is keyed by the model's config as well as its weights (which every variant shares)
-    root = Path(state_dir) if state_dir is not None else default_state_dir("autoattack")
     result = evaluate(
         variant,
         spec.n_examples,
@@ -161,7 +159,8 @@ def run_variant(
         batch_size=spec.batch_size,
         seed=spec.seed,
         data_dir=data_dir,
-        state_path=root,
+        # keyed by the variant's config as well as the weights it shares with its checkpoint
+        state_path=state_dir if state_dir is not None else default_state_dir("autoattack"),
         model_name=spec.variant_name(row),
         progress=progress,
     )

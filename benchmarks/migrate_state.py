@@ -40,13 +40,11 @@ def zoo_cards(cards_dir: str | None = None) -> dict[str, tuple[str, dict[str, An
     }
 
 
-def zoo_configs(cards_dir: str | None = None) -> dict[str, dict[str, Any]]:
-    """Weights' sha256 -> the config its zoo card deploys."""
-    return {sha: config for sha, (_, config) in zoo_cards(cards_dir).items()}
-
-
-def migrate(state_dir: Path, configs: dict[str, dict[str, Any]], *, dry_run: bool = False) -> list[tuple[str, str]]:
-    """Re-key every format-2 folder under ``state_dir``; returns ``(old name, new name)`` per folder moved."""
+def migrate(
+    state_dir: Path, cards: dict[str, tuple[str, dict[str, Any]]], *, dry_run: bool = False
+) -> list[tuple[str, str]]:
+    """Re-key every format-2 folder under ``state_dir``; ``cards``: weights' sha256 -> (card name, config). Returns
+    ``(old name, new name)`` per folder moved."""
     moved = []
     for folder in sorted(state_dir.glob("adaptive_*")):
         files = sorted(folder.glob("batch*.json"))
@@ -58,10 +56,10 @@ def migrate(state_dir: Path, configs: dict[str, dict[str, Any]], *, dry_run: boo
         old = stored[0]["config"]
         if old.get("format") != 2:
             continue
-        if old["model"] not in configs:
+        if old["model"] not in cards:
             logging.warning("%s: weights %s are no zoo checkpoint's, left as it is", folder, old["model"][:12])
             continue
-        new = {**old, "format": STATE_FORMAT, "model_config": configs[old["model"]]}
+        new = {**old, "format": STATE_FORMAT, "model_config": cards[old["model"]][1]}
         if state_folder(old) != folder.name:
             logging.warning("%s: its name is not its config's key, left as it is", folder)
             continue
@@ -129,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     cards = zoo_cards(args.cards_dir)
     for folder in [state_dir, *sorted(p for p in state_dir.rglob("*") if p.is_dir())]:
         if any(folder.glob("adaptive_*")):
-            migrate(folder, {sha: config for sha, (_, config) in cards.items()}, dry_run=args.dry_run)
+            migrate(folder, cards, dry_run=args.dry_run)
     migrate_autoattack(state_dir, cards, dry_run=args.dry_run)
     return 0
 

@@ -15,7 +15,7 @@ from conftest import adaptive_counts
 from tiny_model import TINY_CONFIG, train_tiny_model
 
 from benchmarks.migrate_state import main as migrate_main
-from benchmarks.migrate_state import migrate, migrate_autoattack, zoo_cards, zoo_configs
+from benchmarks.migrate_state import migrate, migrate_autoattack, zoo_cards
 from eee_zoo.adaptive import Attack, adaptive_evaluate
 from eee_zoo.adaptive.evaluate import state_folder
 from eee_zoo.data import load_cifar10
@@ -59,7 +59,7 @@ def test_format_2_batches_are_rekeyed_to_their_checkpoints_config_and_resumed(zo
     current.rename(legacy)
     for f in legacy.glob("*.json"):
         f.write_text(json.dumps({**json.loads(f.read_text()), "config": old}))
-    assert migrate(tmp_path / "state", zoo_configs(str(zoo))) == [(legacy.name, current.name)]
+    assert migrate(tmp_path / "state", zoo_cards(str(zoo))) == [(legacy.name, current.name)]
     assert sorted(f.name for f in current.glob("*")) == sorted(files)
     for name in (n for n in files if n.endswith(".json")):
         assert json.loads(current.joinpath(name).read_text()) == json.loads(files[name])
@@ -67,7 +67,7 @@ def test_format_2_batches_are_rekeyed_to_their_checkpoints_config_and_resumed(zo
     again = adaptive_evaluate(model, 8, state_dir=tmp_path / "state", **kw)
     assert current.joinpath("batch000000.json").stat().st_mtime_ns == stamp  # read back, not attacked again
     assert adaptive_counts(again) == adaptive_counts(first)
-    assert migrate(tmp_path / "state", zoo_configs(str(zoo))) == []  # current folders stay as they are
+    assert migrate(tmp_path / "state", zoo_cards(str(zoo))) == []  # current folders stay as they are
 
 
 def test_autoattack_states_of_the_checkpoint_are_rekeyed_and_resumed_and_variants_left(zoo, data, tmp_path) -> None:
