@@ -44,4 +44,14 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # zoo_evaluation_ResNet18w16_CPU_Baseline_C100_standard_n500.log, adaptive_ResNet18w16_CPU_Baseline_C100_n500.log):
 #   python -m benchmarks.run ResNet18w16_CPU_Baseline_C100 --dataset cifar100 --version standard --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_Baseline_C100 --dataset cifar100 --n-examples 500 --seed 0 --state-dir benchmarks/state --write-card
+# ResNet18w16_CPU_Baseline (deterministic, CIFAR-10: the single-resolution baseline of ResNet18w16_CPU_CrossMax):
+# standard and the adaptive worst case at n=500, as for the other baselines (run from a worktree at b41a435 with its
+# card copied in; logs zoo_evaluation_ResNet18w16_CPU_Baseline_standard_n500.log, adaptive_ResNet18w16_CPU_Baseline_n500.log):
+#   python -m benchmarks.run ResNet18w16_CPU_Baseline --version standard --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.adaptive ResNet18w16_CPU_Baseline --n-examples 500 --seed 0 --state-dir benchmarks/state --write-card
+# ResNet18w16_CPU_CrossMax_C100_FGSM: the adaptive worst case at n=100, batches of 50 as for its clean twin, with
+# AutoAttack rand and standard-det examples (resumed from the two AutoAttack runs above) as proposals (worktree at
+# b41a435; log adaptive_ResNet18w16_CPU_CrossMax_C100_FGSM_n100.log):
+#   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --n-examples 100 --seed 0 --batch-size 50 \
+#       --state-dir benchmarks/state --write-card
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).
