@@ -5,7 +5,9 @@
 # rerun reuses finished attacks and redraws the same bytes.
 #   bash benchmarks/figures/make_figures.sh [STEP ...]   (default: every step; EEE_ZOO_DATA: the decoded CIFAR
 #   arrays; 2-core CPU, nice 19). Steps 1-3 draw Airbench_CPU_CrossMax, 4 the certified curves, 5 the other CPU
-#   checkpoints, 7 the CIFAR-100 baseline beside the CIFAR-100 self-ensembles, 6 the cards (run last).
+#   checkpoints, 7 the CIFAR-100 baseline beside the CIFAR-100 self-ensembles, 8 the CIFAR-10 ResNet-18 baseline
+#   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and those of
+#   ResNet18w16_CPU_CrossMax_C100 drawn again, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -33,11 +35,11 @@
 # the first batch of its n = 500 run in benchmarks/state); class maximisation beside the baseline and per-layer
 # robustness for Airbench_CPU_CrossMax_FGSM and _Gauss025, and FGSM's eps curve (30 min); class
 # maximisation and per-layer for ResNet18w16_CPU_CrossMax_C100 and its FGSM twin (drawn again beside the CIFAR-100 baseline in step 7), and the
-# class maximisation and per-layer for ResNet18w16_CPU_CrossMax (no ResNet-18 baseline on CIFAR-10 yet), the
+# class maximisation and per-layer for ResNet18w16_CPU_CrossMax (drawn again beside its baseline in step 8), the
 # successful attacks of ResNet18w16_CPU_CrossMax_C100 (its adaptive worst case ran in batches of 50, resumed from
 # benchmarks/state; AutoAttack rand is run again and checked image by image against its results file), and those of
-# ResNet18w16_CPU_CrossMax the same way. Successful attacks of FGSM, Gauss025 and C100_FGSM wait for their n >= 100
-# adaptive worst cases (about 1 h each on this CPU).
+# ResNet18w16_CPU_CrossMax the same way. Successful attacks of FGSM and Gauss025 wait for their n >= 100 adaptive
+# worst cases (about 1 h each on this CPU); C100_FGSM's are step 9.
 # A figure made of numbers (per_layer, eps_curve) is drawn again from its JSON, without attacking, with
 #   python -c "from eee_zoo.viz import redraw; redraw('benchmarks/figures/NAME/eps_curve.json')"
 set -euo pipefail
@@ -141,11 +143,40 @@ step7() {
     --state-dir benchmarks/state 2> "$out/figures_attacks.log"
 }
 
+step8() {
+  # 8. the CIFAR-10 ResNet-18 single-resolution baseline (same backbone, data, seed, schedule as
+  #    ResNet18w16_CPU_CrossMax): its own figures (AutoAttack standard and its adaptive worst case, resumed from the
+  #    first batch of its n = 500 run in benchmarks/state), and the class maximisation of ResNet18w16_CPU_CrossMax drawn
+  #    again beside it
+  base=ResNet18w16_CPU_Baseline
+  out=benchmarks/figures/$base
+  mkdir -p "$out"
+  nice -n 19 eee-zoo visualize "$base" --what per-layer class-max --out "$out" --n 100 --seed 0 \
+    2> "$out/figures_class_max_per_layer.log"
+  name=ResNet18w16_CPU_CrossMax
+  nice -n 19 eee-zoo visualize "$name" --what class-max --baseline "$base" --out "benchmarks/figures/$name" --n 100 \
+    --seed 0 2> "benchmarks/figures/$name/figures_class_max_baseline.log"
+  nice -n 19 eee-zoo visualize "$base" --what attacks --out "$out" --n 100 --seed 0 --state-dir benchmarks/state \
+    2> "$out/figures_attacks.log"
+}
+
+step9() {
+  # 9. successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM (its n = 100 adaptive worst case, batches of 50, resumed
+  #    from benchmarks/state; AutoAttack rand resumed from its state or run again and checked image by image against its
+  #    results file), and those of ResNet18w16_CPU_CrossMax_C100 drawn again (its first drawing left a blank
+  #    "perturbation x1" panel where AutoAttack rand counts an unperturbed image broken; it now says so)
+  for name in ResNet18w16_CPU_CrossMax_C100_FGSM ResNet18w16_CPU_CrossMax_C100; do
+    out=benchmarks/figures/$name
+    nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
+      --state-dir benchmarks/state 2> "$out/figures_attacks.log"
+  done
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 6); fi
 for step in "${steps[@]}"; do "step$step"; done
