@@ -54,4 +54,7 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # b41a435; log adaptive_ResNet18w16_CPU_CrossMax_C100_FGSM_n100.log):
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --n-examples 100 --seed 0 --batch-size 50 \
 #       --state-dir benchmarks/state --write-card
+# Airbench_CPU_CrossMax_Gauss025: the adaptive worst case at n=100 (one batch), with AutoAttack rand and standard-det
+# examples as proposals (worktree at b41a435; log adaptive_Airbench_CPU_CrossMax_Gauss025_n100.log):
+#   python -m benchmarks.adaptive Airbench_CPU_CrossMax_Gauss025 --n-examples 100 --seed 0 --state-dir benchmarks/state --write-card
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).
