@@ -6,8 +6,8 @@
 #   bash benchmarks/figures/make_figures.sh [STEP ...]   (default: every step; EEE_ZOO_DATA: the decoded CIFAR
 #   arrays; 2-core CPU, nice 19). Steps 1-3 draw Airbench_CPU_CrossMax, 4 the certified curves, 5 the other CPU
 #   checkpoints, 7 the CIFAR-100 baseline beside the CIFAR-100 self-ensembles, 8 the CIFAR-10 ResNet-18 baseline
-#   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and those of
-#   ResNet18w16_CPU_CrossMax_C100 drawn again, 6 the cards (run last).
+#   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and
+#   Airbench_CPU_CrossMax_Gauss025 and those of ResNet18w16_CPU_CrossMax_C100 drawn again, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -38,8 +38,8 @@
 # class maximisation and per-layer for ResNet18w16_CPU_CrossMax (drawn again beside its baseline in step 8), the
 # successful attacks of ResNet18w16_CPU_CrossMax_C100 (its adaptive worst case ran in batches of 50, resumed from
 # benchmarks/state; AutoAttack rand is run again and checked image by image against its results file), and those of
-# ResNet18w16_CPU_CrossMax the same way. Successful attacks of FGSM and Gauss025 wait for their n >= 100 adaptive
-# worst cases (about 1 h each on this CPU); C100_FGSM's are step 9.
+# ResNet18w16_CPU_CrossMax the same way. Successful attacks of FGSM wait for its n >= 100 adaptive worst case (about
+# 30 min on this CPU); C100_FGSM's and Gauss025's are step 9.
 # A figure made of numbers (per_layer, eps_curve) is drawn again from its JSON, without attacking, with
 #   python -c "from eee_zoo.viz import redraw; redraw('benchmarks/figures/NAME/eps_curve.json')"
 set -euo pipefail
@@ -170,6 +170,11 @@ step9() {
     nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
       --state-dir benchmarks/state 2> "$out/figures_attacks.log"
   done
+  # and those of Airbench_CPU_CrossMax_Gauss025 (its n = 100 adaptive worst case, one batch, resumed from
+  # benchmarks/state)
+  name=Airbench_CPU_CrossMax_Gauss025
+  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_attacks.log"
 }
 
 step6() {
