@@ -162,16 +162,16 @@ step8() {
 
 step9() {
   # 9. successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM (its n = 100 adaptive worst case, batches of 50, resumed
-  #    from benchmarks/state; AutoAttack rand resumed from its state or run again and checked image by image against its
-  #    results file), and those of ResNet18w16_CPU_CrossMax_C100 drawn again (its first drawing left a blank
-  #    "perturbation x1" panel where AutoAttack rand counts an unperturbed image broken; it now says so)
+  #    from benchmarks/state; AutoAttack rand run again and checked image by image against its results file) and of
+  #    Airbench_CPU_CrossMax_Gauss025 (its n = 100 adaptive worst case, one batch, resumed the same way), and those of
+  #    ResNet18w16_CPU_CrossMax_C100 drawn again (step 5's drawing left a blank "perturbation x1" panel where AutoAttack
+  #    rand counts an unperturbed image broken; it now says so). Resuming needs the batches' examples, which are not
+  #    committed (benchmarks/state/README.md): on the machine that ran the adaptive runs; elsewhere add --fresh (about
+  #    30 min of attacks per 100 images on this CPU).
   for name in ResNet18w16_CPU_CrossMax_C100_FGSM ResNet18w16_CPU_CrossMax_C100; do
-    out=benchmarks/figures/$name
-    nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "$out" --n 100 --seed 0 --batch-size 50 \
-      --state-dir benchmarks/state 2> "$out/figures_attacks.log"
+    nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what attacks --out "benchmarks/figures/$name" --n 100 \
+      --seed 0 --batch-size 50 --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_attacks.log"
   done
-  # and those of Airbench_CPU_CrossMax_Gauss025 (its n = 100 adaptive worst case, one batch, resumed from
-  # benchmarks/state)
   name=Airbench_CPU_CrossMax_Gauss025
   nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
     --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_attacks.log"
