@@ -36,7 +36,7 @@ from typing import Any
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo.adaptive import AUTOATTACK_PROPOSALS
 from eee_zoo.adaptive.evaluate import autoattack_names
-from eee_zoo.adaptive.result import counted_as_autoattack, fractional_count_interval
+from eee_zoo.adaptive.result import counted_as_autoattack, excess_over, fractional_count_interval, headline_column
 from eee_zoo.cards import result_suite
 
 from .results import (
@@ -65,6 +65,7 @@ PAPER = {
     "venue": "arXiv, Aug 2024",
 }
 _LOAD_SOURCE = "eee_zoo.data.load_dataset"
+EXCESS_ALPHA = 0.05  # a worst case above a single attack with p below this is a defect, not fresh-draw noise
 _CAVEAT = (
     "AutoAttack numbers are upper bounds: adaptive attacks on this defense report far lower robust accuracy "
     "(Zhang et al. 2024, arXiv:2411.14834); see the adaptive-attack table (`python -m benchmarks.adaptive`). "
@@ -147,7 +148,8 @@ def best_known(
         best["adaptive_results"] += 1
         if _superseded(r, candidates):
             continue
-        value = _fraction_floor(_per_draw(r["robust"], r["n_examples"], r["fresh_draws"]))
+        column = headline_column(r)
+        value = _fraction_floor(_per_draw(column, r["n_examples"], r["fresh_draws"]))
         if value < best["value"]:
             best = {
                 "adaptive_results": best["adaptive_results"],
@@ -157,8 +159,9 @@ def best_known(
                 "n_examples": r["n_examples"],
                 "fresh_draws": r["fresh_draws"],
                 "seed": r["seed"],
-                "interval": interval_percent(r["robust"]["per_draw_interval"]),
+                "interval": interval_percent(column["per_draw_interval"]),
                 "results_file": ref,
+                **({} if column is r["robust"] else {"column": column["name"]}),
             }
     return best
 
@@ -185,9 +188,12 @@ def _best_known_text(best: dict[str, Any]) -> str:
         )
         head = f"Best-known robust accuracy (external): {best['value']:.2f}%"
         return f"{head}, this AutoAttack {best['version']} evaluation; {others}."
+    what = f"worst case over the adaptive suite's '{best['version'].split('/')[0]}' attacks"
+    if best.get("column"):  # a single attack's column counted fewer fresh image-draws than the worst case over all
+        what = f"the adaptive suite's '{best['version'].split('/')[0]}' attacks, lowest column ({best['column']})"
     return (
-        f"Best-known robust accuracy (external): {best['value']:.2f}%, worst case over the adaptive suite's "
-        f"'{best['version'].split('/')[0]}' attacks, per draw, first {best['n_examples']} test images x "
+        f"Best-known robust accuracy (external): {best['value']:.2f}%, {what}, per draw, "
+        f"first {best['n_examples']} test images x "
         f"{best['fresh_draws']} fresh draws, seed {best['seed']}, 95% interval {lo:.2f}-{hi:.2f}% "
         f"({best['results_file']})."
     )
@@ -308,11 +314,15 @@ _ADAPTIVE_INTRO = (
     "fresh draws (it falls as F grows, so F is named); each attack's column is its own per-image worst case, per "
     "draw (`-`: not in that row's preset; AutoAttack's columns are its examples re-scored per draw). 95 % "
     "intervals in brackets (Clopper-Pearson, at the fractional count for per-draw figures; lower end floored, upper "
-    "end ceiled to 0.01 %); accuracies in percent, floored to 0.01. **Checks** compares like with like: `ok` when "
-    "the worst case as AutoAttack counts is at most AutoAttack's own figure and the worst case per draw is at most "
-    "every single attack's per-draw figure; otherwise it names the comparison that failed. A failed check is a "
-    "defect of the evaluation (the worst case over a set of proposals cannot be above one of them but for the noise "
-    "of the fresh draws), kept visible on purpose."
+    "end ceiled to 0.01 %); accuracies in percent, floored to 0.01. **Headline, per draw** is the lowest of the "
+    "worst case and each attack's column, named where it is an attack's: each is scored on fresh draws its choice "
+    "never saw, and where proposals that break an image on nearly every draw tie, the fresh draws can put the worst "
+    "case a few image-draws above one attack's own (the minimum of such near-equal columns leans low: against the "
+    "model, the safe side); *as AutoAttack counts* and *every draw* count the headline's column. **Checks** "
+    "compares like with like: `ok` when the headline as AutoAttack counts is at most AutoAttack's own figure and "
+    "the worst case per draw is not significantly above any single attack's (paired Wilcoxon signed-rank test over "
+    "images, one-sided, p < 0.05); a worst case above an attack within that noise is named with its excess in "
+    "image-draws and p. A failed check (`above ...`) is a defect of the evaluation, kept visible on purpose."
 )
 
 
@@ -349,24 +359,28 @@ def as_autoattack_counts(r: dict[str, Any], reference: dict[str, Any]) -> tuple[
     """The worst case of the adaptive result ``r`` counted as the AutoAttack run ``reference`` counts, exactly, and
     the number of draws that takes (:func:`eee_zoo.adaptive.result.counted_as_autoattack`)."""
     return counted_as_autoattack(
-        r["robust"]["fresh_hits"], r["fresh_draws"], reference["attacks"], r.get("stochastic", True)
+        headline_column(r)["fresh_hits"], r["fresh_draws"], reference["attacks"], r.get("stochastic", True)
     )
 
 
 def adaptive_checks(r: dict[str, Any], reference: dict[str, Any] | None = None) -> str:
-    """``ok`` when the worst case counted as ``reference`` counts (:func:`as_autoattack_counts`) is at most its
-    figure (if given: AutoAttack on the deployed model, :func:`_matching_autoattack`) and the worst case per draw is
-    at most every single attack's per-draw figure (compared exactly, as counts); else what failed, e.g.
-    ``above rand``."""
-    n, draws = r["n_examples"], r["fresh_draws"]
-    worst = _per_draw(r["robust"], n, draws)
-    failed = []
+    """``ok`` when the headline counted as ``reference`` counts (:func:`as_autoattack_counts`) is at most its figure
+    (if given: AutoAttack on the deployed model, :func:`_matching_autoattack`) and the worst case per draw is not
+    significantly above any single attack's (:func:`~eee_zoo.adaptive.result.excess_over`, p < 0.05); else what
+    failed, e.g. ``above rand``. A worst case above an attack within noise is named: ``ok; worst case +2
+    image-draws over pgd-mean-eot (p = 0.39)``."""
+    failed, noise = [], []
     if reference is not None:
         counted, _ = as_autoattack_counts(r, reference)
         if counted > Fraction(reference["robust_correct"], reference["n_examples"]):
             failed.append(reference["version"])
-    failed += [c["name"] for c in r["per_attack"] if worst > _per_draw(c, n, draws)]
-    return "ok" if not failed else "above " + ", ".join(failed)
+    for c in r["per_attack"]:
+        excess, p = excess_over(r["robust"]["fresh_hits"], c["fresh_hits"])
+        if excess > 0 and p < EXCESS_ALPHA:
+            failed.append(c["name"])
+        elif excess > 0:
+            noise.append(f"; worst case +{excess} image-draw{'s' * (excess != 1)} over {c['name']} (p = {p:.2g})")
+    return ("above " + ", ".join(failed) if failed else "ok") + "".join(noise)
 
 
 def render_adaptive(
@@ -398,15 +412,15 @@ def render_adaptive(
             _ADAPTIVE_INTRO,
             "",
             "| Model | Dataset / threat | eps | Preset | n | Seed | Selection / fresh draws | Clean, per draw "
-            "| AutoAttack | As AutoAttack counts | **Worst case, per draw** | Every draw | "
+            "| AutoAttack | As AutoAttack counts | **Headline, per draw** | Worst case, per draw | Every draw | "
             + "".join(f"{a} | " for a in attacks)
             + "Checks | Results file |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(attacks) + "---|---|",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(attacks) + "---|---|",
         ]
         for ref, r in entries:
             n, draws = r["n_examples"], r["fresh_draws"]
             reference = _matching_autoattack(r, autoattack)
-            robust = r["robust"]
+            robust, head = r["robust"], headline_column(r)
             columns = {c["name"]: c for c in r["per_attack"]}
             cells = [
                 f"{r['model_name']} (`{r['checkpoint_sha256'][:12]}`)",
@@ -427,8 +441,10 @@ def render_adaptive(
                 else f"{percent_floor(reference['robust_correct'], reference['n_examples']):.2f} "
                 f"({reference['version']})",
                 "-" if reference is None else _counted_text(r, reference),
-                f"**{_fraction_floor(_per_draw(robust, n, draws)):.2f}** {_interval_text(robust['per_draw_interval'])}",
-                f"{percent_floor(robust['every_draw_correct'], n):.2f} {_interval_text(robust['every_draw_interval'])}"
+                f"**{_fraction_floor(_per_draw(head, n, draws)):.2f}** {_interval_text(head['per_draw_interval'])}"
+                + ("" if head is robust else f" ({head['name']})"),
+                f"{_fraction_floor(_per_draw(robust, n, draws)):.2f} {_interval_text(robust['per_draw_interval'])}",
+                f"{percent_floor(head['every_draw_correct'], n):.2f} {_interval_text(head['every_draw_interval'])}"
                 f" (all {draws})",
                 *(f"{_fraction_floor(_per_draw(columns[a], n, draws)):.2f}" if a in columns else "-" for a in attacks),
                 adaptive_checks(r, reference),

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo.adaptive.result import headline_column
 from eee_zoo.cards import result_suite
 from eee_zoo.evaluation import SUITE, EvaluationResult
 
@@ -249,21 +250,26 @@ def adaptive_figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     ``<preset>/per-draw``: robust accuracy per draw, the headline, counted in image-draws (``n_examples`` = images
     x fresh draws, ``correct`` = the fresh hits of every image's kept proposal), so ``100 * correct / n_examples``
-    is the per-draw figure exactly. ``<preset>/every-draw-<F>``: images right on all F fresh draws.
+    is the per-draw figure exactly. ``<preset>/every-draw-<F>``: images right on all F fresh draws. Both count the
+    headline column (:func:`eee_zoo.adaptive.result.headline_column`): the worst case, or the single attack whose
+    fresh draws count less, named then by ``column``.
     """
     if not is_worst_case(result):
         raise ResultsError(
             "not a worst-case adaptive result (format 2, eee_zoo.adaptive); files of the retired cascade (format 1) "
             "no longer go into cards: rerun python -m benchmarks.adaptive"
         )
-    n, draws, robust = result["n_examples"], result["fresh_draws"], result["robust"]
+    n, draws, robust = result["n_examples"], result["fresh_draws"], headline_column(result)
     preset = result["preset"]
+    column = {} if robust is result["robust"] else {"column": robust["name"]}
     return {
         f"{preset}/per-draw": {
             "correct": int(sum(robust["fresh_hits"])), "n_examples": n * draws, "images": n, "fresh_draws": draws,
+            **column,
         },
         f"{preset}/every-draw-{draws}": {
             "correct": int(robust["every_draw_correct"]), "n_examples": n, "images": n, "fresh_draws": draws,
+            **column,
         },
     }  # fmt: skip
 

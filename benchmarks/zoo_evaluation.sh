@@ -57,4 +57,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # Airbench_CPU_CrossMax_Gauss025: the adaptive worst case at n=100 (one batch), with AutoAttack rand and standard-det
 # examples as proposals (worktree at b41a435; log adaptive_Airbench_CPU_CrossMax_Gauss025_n100.log):
 #   python -m benchmarks.adaptive Airbench_CPU_CrossMax_Gauss025 --n-examples 100 --seed 0 --state-dir benchmarks/state --write-card
+# Airbench_CPU_CrossMax_FGSM: the adaptive worst case at n=100 (one batch), with AutoAttack rand and standard-det
+# examples as proposals (worktree at 089b0ec, 25 min; log adaptive_Airbench_CPU_CrossMax_FGSM_n100.log):
+#   python -m benchmarks.adaptive Airbench_CPU_CrossMax_FGSM --n-examples 100 --seed 0 --state-dir benchmarks/state --write-card
+# Card figures derived again from committed results files, without running anything, after the headline-column rule
+# (eee_zoo.adaptive.result.headline_column) came in (Gauss025: its headline is pgd-mean-eot's column):
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_Gauss025/adaptive/zoo_eps8-255_n100_seed0_a64877b1a61a.json
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml, n=1000).

@@ -196,7 +196,8 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
     row = next(line for line in markdown.splitlines() if ref in line)
     cells = dict(zip(names, (c.strip() for c in row.split("|")[1:-1])))
     assert (cells["Clean, per draw"], cells["AutoAttack"]) == ("100.00", "25.00 (rand)")
-    assert cells["**Worst case, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
+    assert cells["**Headline, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
+    assert cells["Worst case, per draw"] == "12.50 [6.73, 20.62]"  # the headline is the worst case here
     assert cells["As AutoAttack counts"].startswith("10.00 [") and cells["As AutoAttack counts"].endswith("(3 draws)")
     assert cells["Every draw"].startswith("10.00 [") and cells["Every draw"].endswith("(all 4)")
     assert (cells["apgd-ce-det"], cells["autoattack-rand"], cells["pgd-mean-eot"]) == ("20.00", "30.00", "-")
@@ -213,12 +214,48 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
 
 
 def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) -> None:
-    hits = [4] * 30 + [0] * 70  # 30.00 % per draw: above rand's 25.00 % and above apgd-ce-det's 20.00 %
+    hits = [4] * 30 + [0] * 70  # 30.00 % per draw: above rand's 25.00 %, and 10 images above apgd-ce-det's 20.00 %
     save(checkout, worst_case(hits, {"apgd-ce-det": [4] * 20 + [0] * 80, "apgd-dlr": hits}, fresh_draws=4))
     markdown, info = _build(checkout)
-    assert "| above rand, apgd-ce-det | `benchmarks/results/" in _adaptive_row(markdown)
+    # not noise (all 10 differing images up: p = 2**-10): a defect, shown; the headline is apgd-ce-det's column
+    assert "| above apgd-ce-det | `benchmarks/results/" in _adaptive_row(markdown)
+    assert (info["autoattack_acc"], info["external"]) == (25.0, 20.0)
+    assert "lowest column (apgd-ce-det), per draw" in info["footnote"]
+    save(checkout, worst_case(hits, {"apgd-dlr": hits}, fresh_draws=4))  # nothing lower: the worst case vs rand
+    markdown, info = _build(checkout)
+    assert "| above rand | `benchmarks/results/" in _adaptive_row(markdown)
     assert (info["autoattack_acc"], info["external"]) == (25.0, 25.0)  # rand is still the best known
     assert "none of the 1 adaptive worst-case evaluations of this checkpoint found less" in info["footnote"]
+
+
+def test_a_worst_case_a_few_image_draws_above_one_attack_reports_that_attack(checkout: Path) -> None:
+    """The Airbench_CPU_CrossMax_Gauss025 case (issue 8): proposals that break an image on nearly every draw tie on
+    the selection draws, and the fresh draws put the worst case 2 image-draws above pgd-mean-eot's own column (4
+    images up by one, 2 down by one). The headline, card figures, best-known figure and AutoAttack comparison take
+    pgd-mean-eot's column, named; the check names the excess and its p-value without calling it a defect."""
+    base = [0] * 6 + [10] * 20 + [0] * 74
+    worst = [1] * 4 + [0] * 2 + base[6:]  # 204 of 1000 image-draws
+    attack = [0] * 4 + [1] * 2 + base[6:]  # 202
+    result = worst_case(worst, {"pgd-mean-eot": attack, "apgd-ce-det": base[:50] + [10] * 50}, fresh_draws=10)
+    ref = save(checkout, result)
+    markdown, info = _build(checkout)
+    header = next(line for line in markdown.splitlines() if line.startswith("| Model | Dataset / threat"))
+    cells = dict(
+        zip((c.strip() for c in header.split("|")[1:-1]), (c.strip() for c in _adaptive_row(markdown).split("|")[1:-1]))
+    )
+    assert cells["**Headline, per draw**"].startswith("**20.20** [") and cells["**Headline, per draw**"].endswith(
+        "(pgd-mean-eot)"
+    )
+    assert cells["Worst case, per draw"].startswith("20.40 [") and cells["pgd-mean-eot"] == "20.20"
+    assert cells["Checks"] == "ok; worst case +2 image-draws over pgd-mean-eot (p = 0.34)"
+    assert (info["external"], info["eee_zoo"]["external"]["column"]) == (20.2, "pgd-mean-eot")
+    per_draw, every_draw = adaptive_card_results(result, ref)
+    assert (per_draw["correct"], per_draw["column"], every_draw["column"]) == (202, "pgd-mean-eot", "pgd-mean-eot")
+    label = "adaptive attacks, lowest column: pgd-mean-eot, per draw (100 images x 10 draws)"
+    assert label in results_table([validate_result(per_draw)])
+    card_path = checkout / "model_cards" / "cifar10" / "Linf" / NAME / "README.md"
+    set_results(card_path, [per_draw, every_draw])
+    assert check_card(card_path, checkout) == []  # the card's figures are the results file's headline column
 
 
 def test_rand_is_held_against_the_worst_case_counted_as_rand_counts(checkout: Path) -> None:
@@ -233,7 +270,7 @@ def test_rand_is_held_against_the_worst_case_counted_as_rand_counts(checkout: Pa
     cells = dict(
         zip((c.strip() for c in header.split("|")[1:-1]), (c.strip() for c in _adaptive_row(markdown).split("|")[1:-1]))
     )
-    assert (cells["AutoAttack"], cells["**Worst case, per draw**"][:9]) == ("25.00 (rand)", "**75.00**")
+    assert (cells["AutoAttack"], cells["**Headline, per draw**"][:9]) == ("25.00 (rand)", "**75.00**")
     assert cells["As AutoAttack counts"].startswith("25.00 [") and cells["Checks"] == "ok"  # 25 % is not above 25 %
     save(checkout, worst_case([4] * 26 + [0] * 74, {"autoattack-rand": [4] * 30 + [0] * 70}, fresh_draws=4))
     assert _adaptive_row(_build(checkout)[0]).split("|")[-3].strip() == "above rand"  # 26 % on 3 draws > 25 %
@@ -314,3 +351,42 @@ def test_list_names_images_and_draws_of_the_per_draw_figure(checkout: Path, caps
     }  # fmt: skip
     assert cli_main(["list", "--cards-dir", str(checkout / "model_cards")]) == 0
     assert "zoo/per-draw 10.00 (n=100 x 4 draws, stochastic)" in capsys.readouterr().out
+
+
+def test_recard_writes_a_results_file_into_its_card_again(checkout: Path) -> None:
+    """``python -m benchmarks.recard``: a results file's card entries derived again (the headline column rule),
+    without running anything; the summary beside a worst-case file is written again and names the headline."""
+    from benchmarks.recard import main as recard_main
+    from benchmarks.recard import recard
+
+    hits = [1] * 4 + [0] * 2 + [0] * 94
+    result = worst_case(hits, {"pgd-mean-eot": [0] * 4 + [1] * 3 + [0] * 93}, fresh_draws=10)
+    ref = save(checkout, result)
+    card_path = recard(
+        checkout / ref, cards_dir=checkout / "model_cards", results_dir=checkout / "benchmarks" / "results"
+    )
+    assert card_path == checkout / "model_cards" / "cifar10" / "Linf" / NAME / "README.md"
+    card = load_card(card_path)
+    assert [(r["version"], r["correct"], r.get("column")) for r in card.results] == [
+        ("zoo/per-draw", 3, "pgd-mean-eot"),
+        ("zoo/every-draw-10", 0, "pgd-mean-eot"),
+    ]
+    assert check_card(card_path, checkout) == []
+    log = (checkout / ref).with_suffix(".log").read_text()
+    assert "HEADLINE" in log and "pgd-mean-eot: the worst case counted 1 image-draw more" in log
+    with pytest.raises(SystemExit):  # an explicit path that does not exist is an error
+        recard_main([str(checkout / "missing.json"), "--no-leaderboard"])
+
+
+def test_headline_column_is_the_lowest_and_ties_keep_the_worst_case() -> None:
+    from eee_zoo.adaptive.result import excess_over, headline_column
+
+    tied = worst_case([2, 0, 1], {"a": [1, 1, 1], "b": [0, 2, 1]}, fresh_draws=2)  # all three count 3
+    assert headline_column(tied) is tied["robust"]
+    lower = worst_case([2, 0, 1], {"a": [1, 1, 1], "b": [0, 1, 1]}, fresh_draws=2)
+    assert headline_column(lower)["name"] == "b"
+    assert excess_over([2, 0, 1], [0, 1, 1]) == (1, pytest.approx(0.5))  # +2 and -1: as likely as not
+    assert excess_over([0, 1, 1], [2, 0, 1]) == (-1, 1.0)  # not above: nothing to test
+    assert excess_over([3] * 12, [2] * 12)[1] < 0.001  # every image up: far beyond fresh-draw noise
+    with pytest.raises(ValueError, match="3 and 2 images"):
+        excess_over([1, 1, 1], [1, 1])

@@ -7,7 +7,9 @@
 #   arrays; 2-core CPU, nice 19). Steps 1-3 draw Airbench_CPU_CrossMax, 4 the certified curves, 5 the other CPU
 #   checkpoints, 7 the CIFAR-100 baseline beside the CIFAR-100 self-ensembles, 8 the CIFAR-10 ResNet-18 baseline
 #   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and
-#   Airbench_CPU_CrossMax_Gauss025 and those of ResNet18w16_CPU_CrossMax_C100 drawn again, 6 the cards (run last).
+#   Airbench_CPU_CrossMax_Gauss025 and those of ResNet18w16_CPU_CrossMax_C100 drawn again, 10 the successful attacks
+#   of Airbench_CPU_CrossMax_FGSM, the ResNet18_GPU checkpoints' CPU-sized figures, Airbench_CPU_Baseline's class
+#   maximisation again and Gauss025's eps curve, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -177,11 +179,38 @@ step9() {
     --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_attacks.log"
 }
 
+step10() {
+  # 10. successful attacks of Airbench_CPU_CrossMax_FGSM (its n = 100 adaptive worst case, one batch, resumed from
+  #     benchmarks/state on the machine that ran it; elsewhere add --fresh); per-layer robustness and class
+  #     maximisation of the GPU-trained ResNet18_GPU_CrossMax and ResNet18_GPU_CrossMax_FGSM, drawn on the CPU (their
+  #     successful attacks and eps curves need AutoAttack rand on a full-width ResNet-18: GPU); the class maximisation
+  #     of Airbench_CPU_Baseline drawn again (its first drawing carried a note, since dropped, asking a
+  #     single-resolution model for a baseline); the eps curve of Airbench_CPU_CrossMax_Gauss025 (cut settings, as
+  #     step 3)
+  name=Airbench_CPU_CrossMax_FGSM
+  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_attacks.log"
+  for name in ResNet18_GPU_CrossMax ResNet18_GPU_CrossMax_FGSM; do
+    out=benchmarks/figures/$name
+    mkdir -p "$out"
+    nice -n 19 eee-zoo visualize "$name" --what per-layer class-max --out "$out" --n 100 --seed 0 \
+      2> "$out/figures_class_max_per_layer.log"
+  done
+  base=Airbench_CPU_Baseline
+  nice -n 19 eee-zoo visualize "$base" --what class-max --out "benchmarks/figures/$base" --n 100 --seed 0 \
+    2> "benchmarks/figures/$base/figures_class_max.log"
+  name=Airbench_CPU_CrossMax_Gauss025
+  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    --autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3 \
+    fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det \
+    2> "benchmarks/figures/$name/figures_eps_curve.log"
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 6); fi
 for step in "${steps[@]}"; do "step$step"; done

@@ -13,6 +13,16 @@ not with the per-draw figure, which is higher by construction where images are w
 eps). AutoAttack's examples are themselves proposals, so the per-draw worst case is compared with them re-scored
 per draw (their column).
 
+**The headline column** (:func:`headline_column`): the lowest of the worst case and each single attack's column.
+Each column is scored on fresh draws its choice never saw, so each is an honest upper bound. The worst case is the
+lowest in expectation, but where several proposals break an image on (nearly) every judging draw the choice among
+them cannot be resolved by the draws spent, and the fresh draws that score the kept proposal can land a few
+image-draws above the proposal one single attack kept (``Airbench_CPU_CrossMax_Gauss025``, n = 100: 951 against
+pgd-mean-eot's 949 of 5000). The headline is then that attack's figure: the lowest any attack reaches. The minimum
+of columns that differ on a few images only has a small bias, downwards: against the model, the safe side of an
+upper bound. Whether the worst case's excess is more than such noise is tested (:func:`excess_over`); a
+significant excess is a defect of the evaluation, shown as a failed check, not absorbed.
+
 Intervals (95 %): every-draw counts are binomial, Clopper-Pearson. The per-draw figure is a mean of per-image
 shares in [0, 1]; its interval is Clopper-Pearson at k = the sum of the shares (exact for one draw per image; with
 more draws a share's variance is at most that of one draw, so the interval does not understate the uncertainty).
@@ -27,7 +37,7 @@ from fractions import Fraction
 from typing import Any
 
 import torch
-from scipy.stats import beta
+from scipy.stats import beta, wilcoxon
 
 from ..evaluation.autoattack import attack_list, autoattack_checks
 from ..evaluation.intervals import CONFIDENCE, clopper_pearson_interval
@@ -39,6 +49,8 @@ __all__ = [
     "per_draw_count_interval",
     "per_draw_interval",
     "counted_as_autoattack",
+    "excess_over",
+    "headline_column",
     "right_on_k_draws",
 ]
 
@@ -90,6 +102,28 @@ def counted_as_autoattack(
     which every check would repeat: its per-draw figure."""
     k = min(autoattack_checks(autoattack_attacks), fresh_draws) if stochastic else 1
     return right_on_k_draws(fresh_hits, fresh_draws, k), k
+
+
+def headline_column(result: dict[str, Any]) -> dict[str, Any]:
+    """The column of a results dict (format 2) that its headline reports: the per-image worst case (``robust``), or
+    the single attack's column whose fresh draws count fewer image-draws right (see the module docstring); ties
+    keep the worst case."""
+    return min((result["robust"], *result["per_attack"]), key=lambda c: sum(c["fresh_hits"]))
+
+
+def excess_over(worst_hits: Sequence[int], other_hits: Sequence[int]) -> tuple[int, float]:
+    """How far the worst case's fresh hits are above another column's: ``(image-draws above, p)``, where ``p`` is
+    the one-sided p-value of the paired Wilcoxon signed-rank test over images that the worst case's kept proposals
+    are right *more* often than the other column's (images where both kept the same proposal differ by 0 and drop
+    out). A small ``p`` (below 0.05) says the excess is more than fresh-draw noise: the worst case chose worse than
+    a single attack, a defect. ``(excess, 1.0)`` where the worst case is not above."""
+    if len(worst_hits) != len(other_hits):
+        raise ValueError(f"per-image hits of {len(worst_hits)} and {len(other_hits)} images")
+    excess = sum(worst_hits) - sum(other_hits)
+    differences = [w - o for w, o in zip(worst_hits, other_hits) if w != o]
+    if excess <= 0 or not differences:
+        return excess, 1.0
+    return excess, float(wilcoxon(differences, alternative="greater").pvalue)
 
 
 @dataclasses.dataclass
@@ -181,6 +215,12 @@ class AdaptiveResult:
             "batch_size": str(self.batch_size),
         }  # fmt: skip
 
+    def headline(self) -> Column:
+        """The column the headline reports (:func:`headline_column`): :attr:`robust`, or a single attack's."""
+        columns = [self.robust, *self.per_attack]
+        as_dicts = [{"name": i, "fresh_hits": c.fresh_hits} for i, c in enumerate(columns)]
+        return columns[headline_column({"robust": as_dicts[0], "per_attack": as_dicts[1:]})["name"]]
+
     def summary(self) -> str:
         """Human-readable lines; every figure says what it counts."""
         f = self.fresh_draws
@@ -201,19 +241,31 @@ class AdaptiveResult:
             f"every draw: right on all {f} fresh draws (falls as draws grow)",
         ]
         width = max(len(c.name) for c in (self.clean, self.robust, *self.per_attack)) + 2
-        for label, c in (("clean", self.clean), ("WORST CASE", self.robust), *((c.name, c) for c in self.per_attack)):
+
+        def row(label: str, c: Column) -> str:
             lo, hi = c.per_draw_interval
             elo, ehi = c.every_draw_interval
             tail = f"  {c.seconds:.0f} s" if c.seconds else ""
-            lines.append(
+            return (
                 f"  {label:<{width}} per draw {c.per_draw:7.2%} [{lo:.2%}, {hi:.2%}]   every draw {c.every_draw:7.2%} "
                 f"({c.every_draw_correct}/{self.n_examples}) [{elo:.2%}, {ehi:.2%}]{tail}"
             )
+
+        for label, c in (("clean", self.clean), ("WORST CASE", self.robust), *((c.name, c) for c in self.per_attack)):
+            lines.append(row(label, c))
+        head = self.headline()
+        if head is not self.robust:  # a single attack's column counted less (see headline_column)
+            excess, p = excess_over(self.robust.fresh_hits, head.fresh_hits)
+            lines.append(
+                row("HEADLINE", head)
+                + f"  ({head.name}: the worst case counted {excess} image-draw{'s' * (excess != 1)} more"
+            )
+            lines[-1] += f" on the fresh draws; paired Wilcoxon p = {p:.2g})"
         k = autoattack_checks(attack_list("rand", None))
         if self.stochastic and f >= k:  # AutoAttack rand's own count, to hold its figure against like with like
-            share, (lo, hi) = self.robust.on_k_draws(k, f)
+            share, (lo, hi) = head.on_k_draws(k, f)
             lines.append(
-                f"  worst case counted as AutoAttack rand counts (right on all of {k} draws: its clean check and one "
+                f"  headline counted as AutoAttack rand counts (right on all of {k} draws: its clean check and one "
                 f"after each attack; compare with rand's own figure): {share:.2%} [{lo:.2%}, {hi:.2%}]"
             )
         return "\n".join(lines)
