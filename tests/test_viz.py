@@ -448,7 +448,18 @@ def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> 
     settings = FigureSettings(n=6, k=1, draws=2, eps_list=(8 / 255,), autoattack_overrides=FAST_AA,
                               adaptive=FAST_ADAPTIVE)  # fmt: skip
     make_figures(plain, ["attacks", "eps-curve"], tmp_path, settings=settings, state_dir=tmp_path / "state")
-    attacks = json.loads((tmp_path / "successful_attacks.json").read_text())["attacks"]
+    record = json.loads((tmp_path / "successful_attacks.json").read_text())
+    attacks = record["attacks"]
     assert [a["name"] for a in attacks] == ["autoattack-standard-det", "adaptive"]
+    # its probabilities are its one pass: no "mean over 2 draws", no "wrong k/2" (every draw would repeat it)
+    assert record["probabilities"] == "the model's one pass (its stack draws nothing)"
+    x, y = load_dataset("cifar10", 6)
+    everything = torch.ones(6, dtype=torch.bool)
+    run = AttackRun(name="clean", title="clean", eps=0.0, x_adv=x, clean_right=everything, broken=everything,
+                    clean={}, robust={"accuracy": 0.0, "n": 6}, settings={})  # fmt: skip
+    data = successful_attacks(plain, x, y, [run], dataset="cifar10", k=1, draws=5, seed=0, model_name="plain")
+    assert data.draws == 1 and not data.random
+    titles = [ax.get_title() for ax in successful_attacks_figure(data).axes if ax.get_title().startswith("adv pred")]
+    assert titles and all("p(true)" in t and "wrong" not in t for t in titles)
     curves = json.loads((tmp_path / "eps_curve.json").read_text())["curves"]
     assert set(curves) == {"autoattack-standard-det", "adaptive"}

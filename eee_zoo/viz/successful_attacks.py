@@ -2,7 +2,9 @@
 image, the perturbation amplified to the full range, with the true and predicted classes and their probabilities.
 
 Which images count as broken is each attack's own verdict (:mod:`eee_zoo.viz.attack_runs`); the probabilities shown
-are the deployed stochastic model's, averaged over ``draws`` seeded draws, with the share of draws it gets wrong.
+are the deployed stochastic model's, averaged over ``draws`` seeded draws, with the share of draws it gets wrong; a
+model whose stack draws nothing (a single-resolution baseline: ``model.is_random`` False) is shown on its one pass,
+since every draw would repeat it.
 """
 
 from __future__ import annotations
@@ -66,13 +68,14 @@ class SuccessfulAttacks:
     seed: int
     runs: list[AttackRun]
     examples: dict[str, list[Example]]  # run name -> examples
+    random: bool = True  # False: the model's stack draws nothing, shown on its one pass
 
     def record(self) -> dict[str, Any]:
         names = class_names(self.dataset)
         return {
             "figure": "successful_attacks", "model": self.model_name, "dataset": self.dataset,
             "threat_model": self.threat_model, "k": self.k,
-            "probabilities": f"deployed stochastic model, mean over {self.draws} draws (seed {self.seed})",
+            "probabilities": probabilities_text(self.draws, self.random, self.seed),
             "attacks": [
                 {**run.record(), "broken": int(run.broken.sum()),
                  "examples": [e.record(names) for e in self.examples[run.name]]}
@@ -94,8 +97,12 @@ def successful_attacks(
     seed: int = 0,
     model_name: str = "",
 ) -> SuccessfulAttacks:
-    """The first ``k`` images each run broke, judged by the deployed model on ``draws`` seeded draws."""
+    """The first ``k`` images each run broke, judged by the deployed model on ``draws`` seeded draws (one pass for a
+    model whose stack draws nothing: ``model.is_random`` False)."""
     device = next(model.parameters()).device
+    random = bool(getattr(model, "is_random", True))
+    if not random:  # every draw would repeat the same function
+        draws = 1
     examples: dict[str, list[Example]] = {}
     for run in runs:
         idx = torch.nonzero(run.broken).flatten()[:k]
@@ -116,7 +123,15 @@ def successful_attacks(
                     adversarial=xa[j],
                 ))  # fmt: skip
         examples[run.name] = chosen
-    return SuccessfulAttacks(model_name, dataset, threat_model, k, draws, seed, list(runs), examples)
+    return SuccessfulAttacks(model_name, dataset, threat_model, k, draws, seed, list(runs), examples, random)
+
+
+def probabilities_text(draws: int, random: bool = True, seed: int | None = None) -> str:
+    """Where the figure's probabilities come from: a mean over ``draws`` draws, or the one pass of a model whose
+    stack draws nothing (``random`` False)."""
+    if not random:
+        return "the model's one pass (its stack draws nothing)"
+    return f"the deployed model, mean over {draws} draws" + (f" (seed {seed})" if seed is not None else "")
 
 
 def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
@@ -126,7 +141,7 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
     budgets = ", ".join(sorted({eps_text(run.eps, data.threat_model) for run in data.runs}))
     figure.suptitle(
         f"{data.model_name} ({data.dataset}): successful attacks, {budgets}\n"
-        f"probabilities: the deployed model, mean over {data.draws} draws; perturbation amplified to the full range",
+        f"probabilities: {probabilities_text(data.draws, data.random)}; perturbation amplified to the full range",
         fontsize=11,
         y=0.995,
     )
@@ -162,8 +177,8 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
             )  # fmt: skip
             axes[1].imshow(image_array(e.adversarial), interpolation="nearest")
             axes[1].set_title(
-                f"adv pred: {names[e.adv_pred]} {e.adv_p_pred:.2f}\np(true) {e.adv_p_true:.2f}, "
-                f"wrong {e.adv_wrong_draws}/{data.draws}",
+                f"adv pred: {names[e.adv_pred]} {e.adv_p_pred:.2f}\np(true) {e.adv_p_true:.2f}"
+                + (f", wrong {e.adv_wrong_draws}/{data.draws}" if data.random else ""),
                 fontsize=8.5, color="firebrick" if e.adv_pred != e.label else "black",
             )  # fmt: skip
             picture, gain = perturbation_array(e.adversarial - e.clean)
