@@ -34,6 +34,10 @@ jobs:
     command: benchmarks.certify
     checkpoint: Tiny_Airbench_CrossMax
     args: [--sigma, "0.25", --n, 40, --n0, 10, --n-examples, 2, --batch-size, 20]
+  - name: figures
+    command: visualize
+    checkpoint: Tiny_Airbench_CrossMax
+    args: [--what, class-max, --starts, "1", --steps, "2", --seed, "0"]
 """
 
 
@@ -97,6 +101,8 @@ def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/rand_") for n in names)
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") for n in names)
     assert any(n.startswith(f"benchmarks/results/cifar10/Linf/{name}/certified/") for n in names)  # the job
+    assert f"benchmarks/figures/{name}/class_maximisation.png" in names  # the visualize job's figure
+    assert f"benchmarks/figures/{name}/class_maximisation.json" in names
     assert any(
         n.startswith(f"benchmarks/results/cifar10/Linf/{name}/adaptive/") and n.endswith(".adv.safetensors")
         for n in names
@@ -105,7 +111,7 @@ def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
     assert all(p.stat().st_size <= 15 * 2**20 for p in toy_call["out"].iterdir())
     status = json.loads((toy_call["repo"] / next(n for n in names if n.endswith("status.json"))).read_text())
     steps = {f"train-{name}": "done", f"rand-{name}": "done", f"adaptive-{name}": "done", f"certify-{name}": "done"}
-    assert status["steps"] == steps
+    assert status["steps"] == {**steps, f"figures-{name}": "done"}
 
 
 def test_next_call_resumes_from_the_machine_and_respects_its_budget(toy_call: dict, tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ QUEUE_FILE = Path("training/gpu/queue.yaml")  # relative to the repository root
 BUNDLE_PART_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
 BUNDLE_RESERVE_S = 25.0  # kept back from the budget for bundling
 MIN_STEP_S = 20.0  # a step is not started with less time than this left
+# a job's command: a benchmarks module run on the checkpoint, or `visualize` (eee-zoo visualize, its figures)
+JOB_COMMANDS = ("benchmarks.run", "benchmarks.adaptive", "benchmarks.certify", "visualize")
 
 __all__ = ["Queue", "load_queue", "main"]
 
@@ -71,9 +73,8 @@ class Queue:
                     f"{path}: evaluations[{i}] needs a name and command benchmarks.run|benchmarks.adaptive"
                 )
         for i, job in enumerate(self.jobs):
-            commands = ("benchmarks.run", "benchmarks.adaptive", "benchmarks.certify")
-            if job.get("command") not in commands or not job.get("name") or not job.get("checkpoint"):
-                raise ValueError(f"{path}: jobs[{i}] needs a name, a checkpoint and a command {'|'.join(commands)}")
+            if job.get("command") not in JOB_COMMANDS or not job.get("name") or not job.get("checkpoint"):
+                raise ValueError(f"{path}: jobs[{i}] needs a name, a checkpoint and a command {'|'.join(JOB_COMMANDS)}")
 
     def recipes(self) -> list[tuple[dict[str, Any], Any]]:
         from training.recipe import load_recipe
@@ -284,9 +285,15 @@ def run_call(args: argparse.Namespace) -> int:
     first, *rest = queue.evaluations or [None]
 
     def run_on(run: dict[str, Any], name: str, dataset: str, threat_model: str) -> bool:
-        """One evaluation or job (``{name, command, args}``) on checkpoint ``name``, writing its results and card."""
+        """One evaluation or job (``{name, command, args}``) on checkpoint ``name``, writing its results and card
+        (a ``visualize`` job: its figures, under ``benchmarks/figures/<name>/``)."""
         where = ["--dataset", dataset, "--threat-model", threat_model, "--device", args.device]
-        where += ["--data-dir", str(data_dir), "--write-card", "--no-leaderboard"]
+        where += ["--data-dir", str(data_dir)]
+        if run["command"] == "visualize":  # eee-zoo visualize: PNG + JSON figures, no results file or card
+            out = f"benchmarks/figures/{name}"
+            command = call.python("eee_zoo.cli", "visualize", name, *map(str, run.get("args", [])), *where)
+            return call.step(f"{run['name']}-{name}", [*command, "--out", out], [out])
+        where += ["--write-card", "--no-leaderboard"]
         command = call.python(run["command"], name, *map(str, run.get("args", [])), *where)
         produces = [f"{root}/{dataset}/{threat_model}/{name}" for root in ("benchmarks/results", "model_cards")]
         return call.step(f"{run['name']}-{name}", command, produces)
