@@ -9,7 +9,7 @@
 #   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and
 #   Airbench_CPU_CrossMax_Gauss025 and those of ResNet18w16_CPU_CrossMax_C100 drawn again, 10 the successful attacks
 #   of Airbench_CPU_CrossMax_FGSM, the ResNet18_GPU checkpoints' CPU-sized figures, Airbench_CPU_Baseline's class
-#   maximisation again and Gauss025's eps curve, 6 the cards (run last).
+#   maximisation again and Gauss025's eps curve, 11 the baselines' successful attacks again, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -206,11 +206,24 @@ step10() {
     2> "benchmarks/figures/$name/figures_eps_curve.log"
 }
 
+step11() {
+  # 11. the single-resolution baselines' successful attacks drawn again: a model whose stack draws nothing is shown on
+  #     its one pass (no "mean over 20 draws", no "wrong 20/20"); attacked anew (--fresh: AutoAttack standard and the
+  #     adaptive worst case on the first 100 images), each checked image by image against its results files
+  for base in Airbench_CPU_Baseline ResNet18w16_CPU_Baseline; do
+    nice -n 19 eee-zoo visualize "$base" --what attacks --out "benchmarks/figures/$base" --n 100 --seed 0 --fresh \
+      2> "benchmarks/figures/$base/figures_attacks.log"
+  done
+  base=ResNet18w16_CPU_Baseline_C100
+  nice -n 19 eee-zoo visualize "$base" --dataset cifar100 --what attacks --out "benchmarks/figures/$base" --n 100 \
+    --seed 0 --fresh 2> "benchmarks/figures/$base/figures_attacks.log"
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 6); fi
 for step in "${steps[@]}"; do "step$step"; done
