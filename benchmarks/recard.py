@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eee_zoo._io import atomic_write_text
-from eee_zoo.adaptive.result import AdaptiveResult, Column
+from eee_zoo.adaptive.result import AdaptiveResult
 from eee_zoo.cards import set_results
 from eee_zoo.registry import get_card
 
@@ -31,17 +31,7 @@ from .results import (
     results_file_reference,
 )
 
-__all__ = ["main", "recard", "worst_case_summary"]
-
-
-def worst_case_summary(data: dict) -> str:
-    """:meth:`AdaptiveResult.summary` of a worst-case results file (format 2), read back from its JSON."""
-    fields = {k: v for k, v in data.items() if k not in ("format_version", "suite", "kind")}
-    fields = {"final_draws": 0, "tie_draws": 0, **fields}  # files from before the second stage and tie rounds
-    for key in ("clean", "robust"):
-        fields[key] = Column(**fields[key])
-    fields["per_attack"] = [Column(**c) for c in fields["per_attack"]]
-    return AdaptiveResult(**fields).summary()
+__all__ = ["main", "recard"]
 
 
 def recard(path: str | Path, *, cards_dir: str | Path | None = None, results_dir: str | Path | None = None) -> Path:
@@ -52,7 +42,7 @@ def recard(path: str | Path, *, cards_dir: str | Path | None = None, results_dir
     card = get_card(data["model_name"], data["dataset"], data["threat_model"], cards_dir=cards_dir)
     if is_worst_case(data):
         entries = adaptive_card_results(data, ref)
-        atomic_write_text(path.with_suffix(".log"), worst_case_summary(data) + "\n")
+        atomic_write_text(path.with_suffix(".log"), AdaptiveResult.from_dict(data).summary() + "\n")
     else:
         entries = card_results(data, ref)
     set_results(card.card_path, entries)

@@ -390,3 +390,17 @@ def test_headline_column_is_the_lowest_and_ties_keep_the_worst_case() -> None:
     assert excess_over([3] * 12, [2] * 12)[1] < 0.001  # every image up: far beyond fresh-draw noise
     with pytest.raises(ValueError, match="3 and 2 images"):
         excess_over([1, 1, 1], [1, 1])
+
+
+def test_a_worst_case_results_file_reads_back_into_its_result() -> None:
+    """``AdaptiveResult.from_dict`` inverts ``to_dict`` (what ``benchmarks.recard`` rewrites the summary from)."""
+    from eee_zoo.adaptive.result import AdaptiveResult
+
+    path = REPO / "benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_Gauss025/adaptive"
+    data = json.loads((path / "zoo_eps8-255_n100_seed0_a64877b1a61a.json").read_text())
+    result = AdaptiveResult.from_dict(data)
+    assert json.loads(json.dumps(result.to_dict())) == data
+    assert result.headline().name == "pgd-mean-eot"
+    assert (path / "zoo_eps8-255_n100_seed0_a64877b1a61a.log").read_text() == result.summary() + "\n"
+    with pytest.raises(ValueError, match="unknown result fields"):
+        AdaptiveResult.from_dict({**data, "surprise": 1})

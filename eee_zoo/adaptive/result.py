@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -108,7 +108,12 @@ def headline_column(result: dict[str, Any]) -> dict[str, Any]:
     """The column of a results dict (format 2) that its headline reports: the per-image worst case (``robust``), or
     the single attack's column whose fresh draws count fewer image-draws right (see the module docstring); ties
     keep the worst case."""
-    return min((result["robust"], *result["per_attack"]), key=lambda c: sum(c["fresh_hits"]))
+    return _fewest_fresh_hits((result["robust"], *result["per_attack"]), lambda c: c["fresh_hits"])
+
+
+def _fewest_fresh_hits(columns: Sequence[Any], fresh_hits: Callable[[Any], Sequence[int]]) -> Any:
+    """The headline rule, for columns as dicts or :class:`Column`: fewest fresh hits in all, the first on ties."""
+    return min(columns, key=lambda c: sum(fresh_hits(c)))
 
 
 def excess_over(worst_hits: Sequence[int], other_hits: Sequence[int]) -> tuple[int, float]:
@@ -215,11 +220,23 @@ class AdaptiveResult:
             "batch_size": str(self.batch_size),
         }  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AdaptiveResult:
+        """The inverse of :meth:`to_dict` (a results file read back; :attr:`x_adv` is not in it). Files from before
+        the second stage and the tie rounds read as ``final_draws`` / ``tie_draws`` 0."""
+        d = {"final_draws": 0, "tie_draws": 0, **d}
+        for key in ("format_version", "suite", "kind"):
+            d.pop(key, None)
+        d["clean"], d["robust"] = Column(**d["clean"]), Column(**d["robust"])
+        d["per_attack"] = [Column(**c) for c in d["per_attack"]]
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown result fields {sorted(unknown)}")
+        return cls(**d)
+
     def headline(self) -> Column:
         """The column the headline reports (:func:`headline_column`): :attr:`robust`, or a single attack's."""
-        columns = [self.robust, *self.per_attack]
-        as_dicts = [{"name": i, "fresh_hits": c.fresh_hits} for i, c in enumerate(columns)]
-        return columns[headline_column({"robust": as_dicts[0], "per_attack": as_dicts[1:]})["name"]]
+        return _fewest_fresh_hits((self.robust, *self.per_attack), lambda c: c.fresh_hits)
 
     def summary(self) -> str:
         """Human-readable lines; every figure says what it counts."""
@@ -257,10 +274,9 @@ class AdaptiveResult:
         if head is not self.robust:  # a single attack's column counted less (see headline_column)
             excess, p = excess_over(self.robust.fresh_hits, head.fresh_hits)
             lines.append(
-                row("HEADLINE", head)
-                + f"  ({head.name}: the worst case counted {excess} image-draw{'s' * (excess != 1)} more"
+                row("HEADLINE", head) + f"  ({head.name}: the worst case counted {excess} image-draw"
+                f"{'s' * (excess != 1)} more on the fresh draws; paired Wilcoxon p = {p:.2g})"
             )
-            lines[-1] += f" on the fresh draws; paired Wilcoxon p = {p:.2g})"
         k = autoattack_checks(attack_list("rand", None))
         if self.stochastic and f >= k:  # AutoAttack rand's own count, to hold its figure against like with like
             share, (lo, hi) = head.on_k_draws(k, f)
