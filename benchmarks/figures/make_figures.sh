@@ -9,7 +9,8 @@
 #   beside ResNet18w16_CPU_CrossMax, 9 the successful attacks of ResNet18w16_CPU_CrossMax_C100_FGSM and
 #   Airbench_CPU_CrossMax_Gauss025 and those of ResNet18w16_CPU_CrossMax_C100 drawn again, 10 the successful attacks
 #   of Airbench_CPU_CrossMax_FGSM, the ResNet18_GPU checkpoints' CPU-sized figures, Airbench_CPU_Baseline's class
-#   maximisation again and Gauss025's eps curve, 11 the baselines' successful attacks again, 6 the cards (run last).
+#   maximisation again and Gauss025's eps curve, 11 the baselines' successful attacks again, 12 the eps curves of the
+#   ResNet-18 (width 16) CPU checkpoints, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -219,11 +220,27 @@ step11() {
     --seed 0 --fresh 2> "benchmarks/figures/$base/figures_attacks.log"
 }
 
+step12() {
+  # 12. the eps curves of the ResNet-18 (width 16) CPU checkpoints, cut settings as step 3: the CIFAR-10 self-ensemble
+  #     and its baseline, the two CIFAR-100 self-ensembles and their baseline (the ResNet18_GPU checkpoints' curves
+  #     need AutoAttack rand on a full-width ResNet-18: GPU queue)
+  cut=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
+       fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
+  for name in ResNet18w16_CPU_CrossMax ResNet18w16_CPU_Baseline; do
+    nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
+      "${cut[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
+  done
+  for name in ResNet18w16_CPU_CrossMax_C100 ResNet18w16_CPU_CrossMax_C100_FGSM ResNet18w16_CPU_Baseline_C100; do
+    nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what eps-curve --out "benchmarks/figures/$name" --n 100 \
+      --seed 0 "${cut[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
+  done
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 6); fi
 for step in "${steps[@]}"; do "step$step"; done
