@@ -336,12 +336,12 @@ class SelfEnsemble(
     ) -> SelfEnsemble:
         """``PyTorchModelHubMixin.from_pretrained`` (see :meth:`_from_pretrained`), honouring ``HF_HUB_OFFLINE`` and
         ``HF_HUB_CACHE`` as set when called (as ``load_model`` does), not only as they were at import."""
-        from ..hub import _offline, hub_cache_dir
+        from ..hub.locate import hub_cache_dir, offline
 
         return super().from_pretrained(
             pretrained_model_name_or_path,
             cache_dir=hub_cache_dir(cache_dir),
-            local_files_only=local_files_only or _offline(),
+            local_files_only=local_files_only or offline(),
             **kwargs,
         )
 
@@ -370,8 +370,9 @@ class SelfEnsemble(
         from huggingface_hub import constants, hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
-        from .. import hub
         from ..cards import INDEX_FILENAME, WEIGHTS_FILENAME
+        from ..hub.integrity import read_index, verify_weights
+        from ..hub.locate import card_info, download_weights, offline, require_shards, snapshot_commit
         from ..loading import load_weights
 
         if config is None:
@@ -385,14 +386,14 @@ class SelfEnsemble(
         folder = Path(model_id)
         local = folder.is_dir()
         download = dict(cache_dir=cache_dir, force_download=force_download, token=token)
-        download["local_files_only"] = local_files_only or hub._offline()
+        download["local_files_only"] = local_files_only or offline()
         commit = None  # from the Hub: the commit the first file came from, and every later file too
         if local:
             readme = folder / "README.md"
         else:
             try:
                 readme = Path(hf_hub_download(model_id, "README.md", revision=revision, **download))
-                commit = hub._snapshot_commit(readme, "README.md")
+                commit = snapshot_commit(readme, "README.md")
             except EntryNotFoundError:
                 readme = None
         card = _zoo_card(readme) if readme is not None and readme.is_file() else None
@@ -405,10 +406,10 @@ class SelfEnsemble(
                     raise FileNotFoundError(
                         f"{folder}: the card names weights {card.filename!r} but there is no {path}"
                     )
-                hub._require_shards(card, path, str(folder))
+                require_shards(card, path, str(folder))
             else:
-                path = hub._download_weights(card, commit or revision, **download)
-            hub.verify_weights(card, path)  # every file, before a tensor is read
+                path = download_weights(card, commit or revision, **download)
+            verify_weights(card, path)  # every file, before a tensor is read
         elif local:
             path = folder / WEIGHTS_FILENAME
             if not path.is_file() and (folder / INDEX_FILENAME).is_file():
@@ -418,15 +419,15 @@ class SelfEnsemble(
                 path = Path(hf_hub_download(model_id, WEIGHTS_FILENAME, revision=commit or revision, **download))
             except EntryNotFoundError:
                 path = Path(hf_hub_download(model_id, INDEX_FILENAME, revision=commit or revision, **download))
-                at = hub._snapshot_commit(path, INDEX_FILENAME) or commit or revision
-                for shard in sorted(set(hub.read_index(path)["weight_map"].values())):
+                at = snapshot_commit(path, INDEX_FILENAME) or commit or revision
+                for shard in sorted(set(read_index(path)["weight_map"].values())):
                     hf_hub_download(model_id, shard, revision=at, **download)
         load_weights(model, path)
         model.to(map_location).eval()
         if card is not None:
             model.set_stochastic(card.stochastic_inference)
             source = "local_folder" if local else "hub"
-            model.eee_info = hub.card_info(card, weights_path=path, source=source, revision=commit or revision)
+            model.eee_info = card_info(card, weights_path=path, source=source, revision=commit or revision)
         return model
 
 
