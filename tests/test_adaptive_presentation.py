@@ -306,16 +306,16 @@ def test_right_on_k_draws_is_unbiased_from_per_draw_to_every_draw() -> None:
 def test_a_model_that_draws_nothing_is_checked_against_autoattack_standard() -> None:
     """Its worst case is judged on one draw and compared with AutoAttack standard (rand would repeat standard's APGD
     on copies of one gradient); a random model's with rand, never with its deterministic mode's standard."""
-    from benchmarks.leaderboard import _matching_autoattack, adaptive_checks
+    from benchmarks.leaderboard import adaptive_checks, matching_autoattack
 
     rand = json.loads(RAND.read_text())  # 25 / 100
     standard = {**rand, "version": "standard", "stochastic": False, "robust_correct": 5, "robust_accuracy": 0.05}
     random = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1)
     plain = worst_case([1] * 10 + [0] * 90, {}, fresh_draws=1, stochastic=False, autoattack=["standard-det"])
-    assert _matching_autoattack(random, [standard, rand]) is rand and adaptive_checks(random, rand) == "ok"
-    assert _matching_autoattack(plain, [rand, standard]) is standard
+    assert matching_autoattack(random, [standard, rand]) is rand and adaptive_checks(random, rand) == "ok"
+    assert matching_autoattack(plain, [rand, standard]) is standard
     assert adaptive_checks(plain, standard) == "above standard"  # 10 % above standard's 5 %: a defect, named
-    assert _matching_autoattack(plain, [rand]) is None
+    assert matching_autoattack(plain, [rand]) is None
 
 
 def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:
