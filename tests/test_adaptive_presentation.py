@@ -318,6 +318,32 @@ def test_a_model_that_draws_nothing_is_checked_against_autoattack_standard() -> 
     assert matching_autoattack(plain, [rand]) is None
 
 
+def test_a_larger_autoattack_run_is_held_against_the_worst_case_on_its_first_images() -> None:
+    """A worst case on the first n images is checked against a larger AutoAttack run of the same seed restricted to
+    those images (its per-image outcomes), named so; a run of exactly n wins, another seed never matches."""
+    from benchmarks.leaderboard import adaptive_checks, matching_autoattack, render_adaptive
+
+    rand = json.loads(RAND.read_text())  # 100 images, 25 robust
+    n = 40
+    robust_first = rand["outcomes"][:n].count("R")
+    assert 0 < robust_first < n
+    r = worst_case([0] * n, {}, fresh_draws=4)
+    reference = matching_autoattack(r, [rand])
+    assert reference is not None and reference["n_examples"] == n and reference["first_of"] == 100
+    assert reference["robust_correct"] == robust_first and reference["outcomes"] == rand["outcomes"][:n]
+    assert reference["clean_correct"] == n - rand["outcomes"][:n].count("-")
+    assert "robust_interval" not in reference and rand["n_examples"] == 100  # the file's own dict is untouched
+    assert adaptive_checks(r, reference) == "ok"
+    above = worst_case([4] * (robust_first + 1) + [0] * (n - robust_first - 1), {}, fresh_draws=4)
+    assert adaptive_checks(above, matching_autoattack(above, [rand])) == "above rand"  # held against the subset
+    row = "\n".join(render_adaptive([("x.json", r)], [rand]))
+    assert f"{100 * robust_first / n:.2f} (rand, first {n} of 100)" in row
+    exact = {**rand, "n_examples": n, "outcomes": rand["outcomes"][:n]}
+    assert matching_autoattack(r, [rand, exact]) is exact
+    assert matching_autoattack(r, [{**rand, "seed": 1}]) is None
+    assert matching_autoattack(worst_case([0] * 101, {}, fresh_draws=4), [rand]) is None  # never a smaller run
+
+
 def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:
     old = REPO / "benchmarks/results/cifar10/Linf" / NAME / "adaptive/adaptive_eps8-255_n500_seed0_4c839c7c3a29.json"
     target = checkout / "benchmarks/results/cifar10/Linf" / NAME / "adaptive" / old.name

@@ -15,7 +15,14 @@ from ..results import eps_tag, is_worst_case, percent_floor
 from .formatting import fraction_floor, interval_text
 from .model_info import headline, per_draw, same_checkpoint
 
-__all__ = ["EXCESS_ALPHA", "adaptive_checks", "as_autoattack_counts", "matching_autoattack", "render_adaptive"]
+__all__ = [
+    "EXCESS_ALPHA",
+    "adaptive_checks",
+    "as_autoattack_counts",
+    "first_images",
+    "matching_autoattack",
+    "render_adaptive",
+]
 
 EXCESS_ALPHA = 0.05  # a worst case above a single attack with p below this is a defect, not fresh-draw noise
 
@@ -27,7 +34,8 @@ _ADAPTIVE_INTRO = (
     "on *selection* draws (`S + T`: each attack's finalist judged again on T further draws) and is then scored on "
     "other, *fresh* draws (F), so picking the minimum does not flatter the figure. Columns: **clean, per draw** "
     "is the clean images' accuracy on the fresh draws; **AutoAttack** is the robust accuracy of AutoAttack `rand` "
-    "on the same model, images (n), seed and eps (`standard` for a model whose stack draws nothing, judged on one "
+    "on the same model, images (n; where AutoAttack's run is larger, its first n images, from its per-image "
+    "outcomes, named `first n of N`), seed and eps (`standard` for a model whose stack draws nothing, judged on one "
     "draw: rand would repeat standard's APGD on copies of one gradient; `-` where no such results file exists); "
     "**worst case, per draw** (the headline) is the robust accuracy per draw, the mean over images and fresh "
     "draws of the kept proposal being right: the chance that one query of the deployed model is answered right; "
@@ -59,19 +67,46 @@ def _counted_text(r: dict[str, Any], reference: dict[str, Any]) -> str:
 
 
 def matching_autoattack(r: dict[str, Any], autoattack: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """AutoAttack on the deployed model, on the same checkpoint, eps, n and seed as the adaptive result ``r``
-    (unchunked first): ``rand``, or ``standard`` for a model whose stack draws nothing (``r["stochastic"]`` False),
-    where rand would only repeat standard's APGD on copies of one gradient."""
+    """AutoAttack on the deployed model, on the same checkpoint, eps, seed and images as the adaptive result ``r``:
+    ``rand``, or ``standard`` for a model whose stack draws nothing (``r["stochastic"]`` False), where rand would
+    only repeat standard's APGD on copies of one gradient. A run of ``r``'s n (unchunked first); else the smallest
+    larger run of that seed, restricted to its first n images (:func:`first_images`: the same images, from its
+    per-image outcomes), so that a worst case on fewer images than AutoAttack's run is still held against it."""
     stochastic = r.get("stochastic", True)
-    matches = [
+    same = [
         a
         for a in autoattack
         if (a["version"] == "rand" if stochastic else (a["version"] == "standard" and a.get("stochastic") is False))
         and headline([a]) is not None
         and same_checkpoint(a, r)
-        and (a["n_examples"], a["seed"]) == (r["n_examples"], r["seed"])
+        and a["seed"] == r["seed"]
     ]
-    return min(matches, key=lambda a: a.get("chunk_size") is not None, default=None)
+    n = r["n_examples"]
+    exact = [a for a in same if a["n_examples"] == n]
+    if exact:
+        return min(exact, key=lambda a: a.get("chunk_size") is not None)
+    larger = [a for a in same if a["n_examples"] > n and len(a.get("outcomes") or "") == a["n_examples"]]
+    if not larger:
+        return None
+    return first_images(min(larger, key=lambda a: (a["n_examples"], a.get("chunk_size") is not None)), n)
+
+
+def first_images(result: dict[str, Any], n: int) -> dict[str, Any]:
+    """An AutoAttack results dict restricted to its first ``n`` images, from its per-image ``outcomes`` (``-``: wrong
+    clean, a digit: broken by that attack, ``R``: robust); ``first_of`` keeps the run's own n. The run's intervals
+    belong to all its images, so they are left out."""
+    outcomes = result["outcomes"][:n]
+    counts = {"clean_correct": n - outcomes.count("-"), "robust_correct": outcomes.count("R")}
+    dropped = ("clean_interval", "robust_interval", "attacks_interval")
+    return {
+        **{k: v for k, v in result.items() if k not in dropped},
+        **counts,
+        "n_examples": n,
+        "outcomes": outcomes,
+        "clean_accuracy": counts["clean_correct"] / n,
+        "robust_accuracy": counts["robust_correct"] / n,
+        "first_of": result["n_examples"],
+    }
 
 
 def as_autoattack_counts(r: dict[str, Any], reference: dict[str, Any]) -> tuple[Fraction, int]:
@@ -158,7 +193,9 @@ def render_adaptive(
                 "-"
                 if reference is None
                 else f"{percent_floor(reference['robust_correct'], reference['n_examples']):.2f} "
-                f"({reference['version']})",
+                f"({reference['version']}"
+                + (f", first {n} of {reference['first_of']}" if reference.get("first_of") else "")
+                + ")",
                 "-" if reference is None else _counted_text(r, reference),
                 f"**{fraction_floor(per_draw(head, n, draws)):.2f}** {interval_text(head['per_draw_interval'])}"
                 + ("" if head is robust else f" ({head['name']})"),
