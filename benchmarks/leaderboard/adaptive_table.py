@@ -93,11 +93,12 @@ def matching_autoattack(r: dict[str, Any], autoattack: Sequence[dict[str, Any]])
 
 def first_images(result: dict[str, Any], n: int) -> dict[str, Any]:
     """An AutoAttack results dict restricted to its first ``n`` images, from its per-image ``outcomes`` (``-``: wrong
-    clean, a digit: broken by that attack, ``R``: robust); ``first_of`` keeps the run's own n. The run's intervals
-    belong to all its images, so they are left out."""
+    clean, a digit: broken by that attack, ``R``: robust); ``first_of`` keeps the run's own n. The run's clean and
+    robust intervals belong to all its images, so they are left out; ``attacks`` stays the run's own record (which
+    attacks ran: what :func:`as_autoattack_counts` reads), its per-attack figures those of all its images."""
     outcomes = result["outcomes"][:n]
     counts = {"clean_correct": n - outcomes.count("-"), "robust_correct": outcomes.count("R")}
-    dropped = ("clean_interval", "robust_interval", "attacks_interval")
+    dropped = ("clean_interval", "robust_interval")
     return {
         **{k: v for k, v in result.items() if k not in dropped},
         **counts,
