@@ -48,6 +48,8 @@ def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None)
             name += f"_{key.replace('_', '')}{settings[key]}"
     if result["autoattack"] != list(AUTOATTACK_PROPOSALS):
         name += "_aa-" + ("+".join(result["autoattack"]) or "none")
+    if result.get("autoattack_source") == "run":
+        name += "_aa-run"
     if result["cascade"]:
         name += "_cascade"
     name += f"_{result['checkpoint_sha256'][:12]}.json"

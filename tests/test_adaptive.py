@@ -427,3 +427,35 @@ def test_a_results_file_is_replaced_only_by_a_run_that_reproduces_it(model: Self
     path.write_text(json.dumps(stored))
     assert save_adaptive(result, tmp_path) == path  # superseded by the new judgement, not compared with it
     assert json.loads(path.read_text())["robust"] == json.loads(json.dumps(result.to_dict()["robust"]))
+
+
+def test_autoattack_examples_can_come_from_its_full_run_the_one_benchmark_keeps(
+    model: SelfEnsemble, data, tmp_path: Path
+) -> None:
+    from benchmarks.adaptive import adaptive_path
+    from eee_zoo import evaluate
+
+    x, y = data[0][:8], data[1][:8]
+    cut = {**FAST_STANDARD, "apgd.eot_iter": 2}
+    kw = {"eps": EPS, "attacks": (), "autoattack": ("standard-det",), "autoattack_overrides": cut, "progress": False,
+          **{**DRAWS, "final_draws": 0}}  # fmt: skip
+    runs = tmp_path / "autoattack"
+    # no run there yet: the adaptive evaluation runs AutoAttack on the 8 images and keeps it where benchmark looks
+    first = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, state_dir=tmp_path / "a", **kw)
+    assert first.autoattack_source == "run" and "of its runs on the 8 images" in first.summary()
+    kept = sorted(runs.iterdir())
+    with stochastic_mode(model, False):  # standard-det: AutoAttack standard on the deterministic mode
+        run = evaluate(model, 8, inputs=(x, y), version="standard", eps=EPS, attack_overrides=cut, state_path=runs)
+    assert sorted(runs.iterdir()) == kept  # the same configuration: resumed, not run again
+    # the worst case was offered exactly that run's examples: where they were kept, they are the kept proposal
+    from_run = torch.tensor([c.startswith("autoattack-standard-det/") for c in first.chosen])
+    assert from_run.any()
+    assert torch.equal(first.x_adv[from_run], project(x, run.x_adv, EPS, "Linf")[from_run])
+    # a second evaluation reuses the finished run and gives the same result; per-batch AutoAttack is another config
+    again = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, state_dir=tmp_path / "b", **kw)
+    assert again.to_dict() | {"wall_time_s": 0, "created": ""} == first.to_dict() | {"wall_time_s": 0, "created": ""}
+    per_batch = adaptive_evaluate(model, 8, inputs=(x, y), state_dir=tmp_path / "a", **kw)
+    assert per_batch.autoattack_source == "batch" and "autoattack_source" not in per_batch.to_dict()
+    assert len(list((tmp_path / "a").iterdir())) == 2  # its own state folder: never the other's batches
+    names = [adaptive_path(r.to_dict()).name for r in (first, per_batch)]
+    assert "_aa-run_" in names[0] and "_aa-run" not in names[1]

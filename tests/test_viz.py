@@ -347,6 +347,26 @@ def test_command_defaults_are_the_library_defaults() -> None:
         cli.build_parser().parse_args(["visualize", "X", "--autoattack-cut", "apgd.n_iters=3"])
 
 
+def test_autoattack_runs_option_in_both_commands(tmp_path: Path) -> None:
+    """``--autoattack-runs``: off by default; bare, AutoAttack's default state folder for ``adaptive`` and the
+    figures' own runs for ``visualize`` (recorded as the bare flag); with DIR, that folder."""
+    from eee_zoo.commands import default_state_dir
+    from eee_zoo.commands.adaptive import attack_kwargs
+
+    def parse(*words: str) -> Any:
+        return cli.build_parser().parse_args(list(words))  # args._parser: the subcommand's (command_line reads it)
+
+    assert attack_kwargs(parse("adaptive", "X"))["autoattack_runs"] is None
+    assert attack_kwargs(parse("adaptive", "X", "--autoattack-runs"))["autoattack_runs"] == default_state_dir(
+        "autoattack"
+    )
+    assert attack_kwargs(parse("adaptive", "X", "--autoattack-runs", str(tmp_path)))["autoattack_runs"] == str(tmp_path)
+    args = parse("visualize", "X", "--autoattack-runs")
+    assert figure_settings(args).adaptive.autoattack_runs is True
+    command = visualize_command.command_line(args)
+    assert " --autoattack-runs " in command and "True" not in command
+
+
 def test_visualize_command_offline_on_the_embedded_slice(
     model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -183,6 +183,7 @@ def render_adaptive(
                 eps_tag(r["eps"], r["threat_model"]).replace("-", "/"),
                 r["preset"]
                 + (f" + AutoAttack {', '.join(r['autoattack'])}" if r.get("autoattack") else "")
+                + (" (its runs' examples)" if r.get("autoattack_source") == "run" else "")
                 + (" (cascade)" if r.get("cascade") else ""),
                 str(n),
                 str(r["seed"]),

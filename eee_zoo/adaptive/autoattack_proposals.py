@@ -2,22 +2,31 @@
 deterministic mode. AutoAttack judges them its own way (``rand``: an image counts as broken as soon as one draw
 misclassifies at one of its checks, and is then never attacked); here the deployed model judges them like every
 other proposal, on the selection and fresh draws.
+
+Two sources: :func:`autoattack_examples` runs AutoAttack on one batch of the adaptive run (seeded per batch);
+:func:`autoattack_run_examples` takes the examples of AutoAttack's full run on the same images through
+:func:`eee_zoo.evaluate`, the run the zoo reports beside the worst case, resumed from its state when it is there.
+The second costs nothing when that run exists (AutoAttack is most of the adaptive suite's time) and makes the worst
+case contain the very examples behind the AutoAttack figure it is held against.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from .._progress import ProgressOutput
+from ..evaluation.api import evaluate
 from ..evaluation.autoattack import attack_list, build_autoattack
 from ..evaluation.progress import apgd_iterations
 from .surrogates import stochastic_mode
 
-__all__ = ["APGD_ITERATIONS", "autoattack_examples"]
+__all__ = ["APGD_ITERATIONS", "autoattack_examples", "autoattack_run_examples"]
 
 _MODES = {"rand": ("rand", True), "standard-det": ("standard", False)}
 # APGD iterations each version runs per image at most (progress only): rand APGD-CE + APGD-DLR; standard APGD-CE +
@@ -59,3 +68,40 @@ def autoattack_examples(
                     stack.enter_context(apgd_iterations(apgd, on_iteration))
             x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=len(x))
     return x_adv.detach()
+
+
+def autoattack_run_examples(
+    model: nn.Module,
+    version: str,
+    n_examples: int,
+    dataset: str,
+    threat_model: str,
+    *,
+    eps: float,
+    seed: int,
+    state_path: str | os.PathLike,
+    overrides: dict[str, Any] | None = None,
+    data_dir: Any = None,
+    inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    model_name: str | None = None,
+    progress: ProgressOutput = False,
+) -> torch.Tensor:
+    """``x_adv`` ``[n_examples, ...]`` (on the CPU) of AutoAttack ``rand`` (deployed) or ``standard-det``
+    (deterministic mode) on the first ``n_examples`` images: :func:`eee_zoo.evaluate` with its default batch size,
+    its state kept under ``state_path`` (a finished run there is reused; an unfinished one resumes). Images the run
+    did not break keep the clean image (a proposal of ``δ = 0``)."""
+    if version not in _MODES:
+        raise ValueError(f"AutoAttack proposals are {list(_MODES)}, got {version!r}")
+    aa_version, stochastic = _MODES[version]
+    with stochastic_mode(model, stochastic):
+        result = evaluate(
+            model, n_examples, dataset, threat_model, version=aa_version, eps=eps, seed=seed, data_dir=data_dir,
+            inputs=inputs, model_name=model_name, attack_overrides=overrides or None, state_path=state_path,
+            progress=progress,
+        )  # fmt: skip
+    if result.x_adv is None:  # a state of an earlier format kept no examples
+        raise RuntimeError(
+            f"AutoAttack {aa_version}'s run under {state_path} kept no adversarial examples; run it again with "
+            "fresh=True (--fresh) or point at another state directory"
+        )
+    return result.x_adv.detach().cpu()

@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from .._io import atomic_write_bytes, atomic_write_json
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
 from ..datasets import DEFAULT_EPS, NUM_CLASSES, SPLIT_SIZE, check_eps, parse_dataset, parse_threat_model
+from ..evaluation.api import DEFAULT_BATCH_SIZE as AUTOATTACK_BATCH_SIZE
 from ..evaluation.autoattack import check_overrides
 from ..evaluation.checks import check_int
 from ..evaluation.distributed import DistInfo
@@ -43,7 +45,7 @@ from ..evaluation.inputs import (
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
 from .attacks import Attack
-from .autoattack_proposals import APGD_ITERATIONS, autoattack_examples
+from .autoattack_proposals import APGD_ITERATIONS, autoattack_examples, autoattack_run_examples
 from .presets import AUTOATTACK_PROPOSALS, PRESETS
 from .result import AdaptiveResult, Column
 from .worst_case import CLEAN, Tally, WorstCase
@@ -75,6 +77,7 @@ def adaptive_evaluate(
     tie_draws: int = DEFAULT_DRAWS["tie_draws"],
     cascade: bool = False,
     autoattack_overrides: dict[str, Any] | None = None,
+    autoattack_runs: str | os.PathLike | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -95,7 +98,11 @@ def adaptive_evaluate(
     the image keeps the finalist with fewest hits there; finalists tied there are judged on up to ``tie_draws``
     further draws, in rounds of ``final_draws`` (see :mod:`~eee_zoo.adaptive.worst_case`).
     ``autoattack_overrides`` cut AutoAttack's settings (``{"apgd.n_iter": 4}``: tests and quick
-    looks only; recorded in the result). ``cascade=True`` skips images already wrong on every selection draw
+    looks only; recorded in the result). ``autoattack_runs``: a state directory of :func:`eee_zoo.evaluate`; given,
+    each AutoAttack version's examples come from its full run on these ``n_examples`` images with ``seed`` (the run
+    ``eee-zoo benchmark`` / ``benchmarks.run`` keep there with the same settings: reused when finished, run and kept
+    there when not) instead of an AutoAttack run inside every batch; recorded as ``autoattack_source="run"``.
+    ``cascade=True`` skips images already wrong on every selection draw
     (faster; labelled in the result). ``state_dir``: keep finished batches there and resume from them
     (``fresh=True``: attack anew, overwriting them). Other arguments as in :func:`eee_zoo.evaluate`.
     """
@@ -156,12 +163,26 @@ def adaptive_evaluate(
     }  # fmt: skip
     if overrides:  # only when set, so that the key of a full run does not depend on this option's existence
         config["autoattack_overrides"] = overrides
+    source = "run" if autoattack_runs is not None and autoattack else "batch"
+    if source == "run":  # the examples depend on the whole run's images (its n) and AutoAttack's batch size
+        config["autoattack_source"] = {"run": {"n_examples": n_examples, "batch_size": AUTOATTACK_BATCH_SIZE}}
     state = _BatchStore(state_dir, config, fresh=fresh)
     columns = ["clean", "robust", *autoattack_names(autoattack), *names]
     batches: list[dict[str, Any]] = []
     kept: list[torch.Tensor | None] = []  # per batch, the headline's kept proposals
     starts = list(range(0, n_examples, batch_size))
-    work = sum(APGD_ITERATIONS[v] for v in autoattack) + sum(
+    run_examples: dict[str, torch.Tensor] = {}
+    if source == "run" and any(
+        state.load(s, _images_sha256(x[s : s + batch_size], y[s : s + batch_size])) is None for s in starts
+    ):  # some batch will attack: AutoAttack's runs first, each with its own progress
+        for version in autoattack:
+            logger.info("AutoAttack %s: the examples of its run on the %d images (state in %s)", version, n_examples,
+                        autoattack_runs)  # fmt: skip
+            run_examples[version] = autoattack_run_examples(
+                model, version, n_examples, dataset, threat_model, eps=eps, seed=seed, state_path=autoattack_runs,
+                overrides=overrides, data_dir=data_dir, inputs=inputs, model_name=model_name, progress=progress,
+            )  # fmt: skip
+    work = (0 if source == "run" else sum(APGD_ITERATIONS[v] for v in autoattack)) + sum(
         a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks
     )
     total = len(starts) * work  # APGD/PGD iterations (AutoAttack's FAB and Square are not counted)
@@ -185,6 +206,7 @@ def adaptive_evaluate(
                     worst, record = _attack_batch(
                         model, xb, yb, attacks, autoattack, eps=eps, norm=threat_model, seed=batch_seed,
                         draws=draws, cascade=cascade, overrides=overrides, bar=bar, batch_no=b + 1, where=where,
+                        given={v: t[start : start + len(yb)] for v, t in run_examples.items()} or None,
                     )  # fmt: skip
                     state.save(start, images, record, _examples(worst))
                 else:
@@ -223,7 +245,8 @@ def adaptive_evaluate(
         model_name=name, checkpoint_sha256=sha, dataset=dataset, threat_model=threat_model, eps=float(eps),
         n_examples=n_examples, seed=seed, batch_size=batch_size, preset=preset,
         attacks=[{"name": a.name, "description": a.describe(), **a.__dict__} for a in attacks],
-        autoattack=autoattack, autoattack_overrides=overrides, selection_draws=selection_draws,
+        autoattack=autoattack, autoattack_overrides=overrides, autoattack_source=source,
+        selection_draws=selection_draws,
         fresh_draws=fresh_draws, final_draws=final_draws, tie_draws=tie_draws, cascade=cascade,
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
         chosen=sum((bt["chosen"] for bt in batches), []), data=data,
@@ -274,9 +297,11 @@ def _attack_batch(
     bar: Progress,
     batch_no: int,
     where: str,
+    given: dict[str, torch.Tensor] | None = None,
 ) -> tuple[WorstCase, dict[str, Any]]:
     """The attack stage of one batch: every attack's proposals offered to a :class:`WorstCase`; returns it and the
-    record of its columns (what :class:`_BatchStore` keeps)."""
+    record of its columns (what :class:`_BatchStore` keeps). ``given``: each AutoAttack version's examples of this
+    batch's images, from its full run (``autoattack_source="run"``), instead of running AutoAttack here."""
     worst = WorstCase(model, x, y, **draws)
     attackable = worst.clean_hits > 0  # right on some selection draw: there is something to break
     seconds: dict[str, float] = {}
@@ -290,17 +315,20 @@ def _attack_batch(
         meter = _Meter(bar, f"AutoAttack {version}", 100, where, worst, batch_no)
         bar.update(text=f"{where}: AutoAttack {version}, worst case so far {_share(worst)}")
         idx = targets()
-        if len(idx):
+        if len(idx) and given is not None:
+            x_adv = given[version][idx.cpu()].to(x.device)
+        elif len(idx):
             x_adv = autoattack_examples(
                 model, x[idx], y[idx], version, eps=eps, norm=norm, seed=derive_seed(seed, column) % (2**31),
                 overrides=overrides, on_iteration=meter.iteration,
             )  # fmt: skip
+        if len(idx):
             x_adv = project(x[idx], x_adv, eps, norm)  # AutoAttack keeps to the ball up to rounding: make it exact
             lowered = worst.offer(column, "examples", x_adv, idx)
             logger.info("%s: %s lowered %d images", where, column, lowered)
         worst.add_column(column)
         seconds[column], proposals[column] = time.perf_counter() - t0, 1
-        bar.update(done=meter.first + APGD_ITERATIONS[version])
+        bar.update(done=meter.first + (0 if given is not None else APGD_ITERATIONS[version]))
 
     for attack in attacks:
         t0 = time.perf_counter()

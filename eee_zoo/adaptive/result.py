@@ -202,12 +202,16 @@ class AdaptiveResult:
     created: str
     confidence: float = CONFIDENCE
     stochastic: bool = True  # False: the model's stack draws nothing (judged on one draw, see evaluate._one_draw)
+    # where AutoAttack's examples came from: "batch" (a run inside each batch) or "run" (its full run on the n images)
+    autoattack_source: str = "batch"
     # per image, the kept proposal of the headline (the clean image where that is the worst); not in to_dict()
     x_adv: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(dataclasses.replace(self, x_adv=None))
         d.pop("x_adv")
+        if d["autoattack_source"] == "batch":  # files of the default source read as they did before the option
+            d.pop("autoattack_source")
         d.update(format_version=RESULT_FORMAT, suite="adaptive", kind="adaptive")
         return d
 
@@ -245,6 +249,7 @@ class AdaptiveResult:
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
             f"worst case over the '{self.preset}' attacks"
             + (f" + AutoAttack {'/'.join(self.autoattack)} examples" if self.autoattack else "")
+            + (f" (of its runs on the {self.n_examples} images)" if self.autoattack_source == "run" else "")
             + f", seed={self.seed} n={self.n_examples}; chosen on {self.selection_draws} selection draws, scored on "
             f"{f} fresh draws"
             + (f" (finalists judged again on {self.final_draws} draws" if self.final_draws else "")

@@ -44,6 +44,18 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         help="AutoAttack versions whose adversarial examples join the proposals: rand (deployed model), standard-det "
         "(deterministic mode); give the option with no value for none (default: both)",
     )
+    parser.add_argument(
+        "--autoattack-runs",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="DIR",
+        help="take AutoAttack's examples from its full runs on the same images, the runs `eee-zoo benchmark` and "
+        "`python -m benchmarks.run` keep (reused when finished there, run and kept there when not; DIR: their state "
+        f"folder, default {default_state_dir('autoattack')}; for `visualize`, the figures' own AutoAttack runs), "
+        "instead of an AutoAttack run inside every batch: most of the suite's time when those runs exist. Another "
+        "configuration, named in the result (default: off)",
+    )
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every draw and attack (default: 0)")
     parser.add_argument(
         "--selection-draws",
@@ -94,6 +106,7 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
 def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`eee_zoo.adaptive.adaptive_evaluate` from :func:`add_attack_arguments` options."""
     state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir("adaptive")
+    runs = args.autoattack_runs
     return {
         "preset": args.preset,
         "autoattack": args.autoattack,
@@ -102,6 +115,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "final_draws": args.final_draws,
         "tie_draws": args.tie_draws,
         "cascade": args.cascade,
+        "autoattack_runs": default_state_dir("autoattack") if runs is True else runs,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "device": args.device,

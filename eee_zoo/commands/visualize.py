@@ -122,7 +122,7 @@ def command_line(args: argparse.Namespace) -> str:
         if value is None or (value == action.default and action.dest not in ALWAYS_SHOWN):
             continue
         flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
-        if isinstance(action, argparse._StoreTrueAction):
+        if isinstance(action, argparse._StoreTrueAction) or value is True:  # a flag, or an option without its value
             words.append(flag)
             continue
         values = value if isinstance(value, list) else [value]
@@ -157,6 +157,7 @@ def figure_settings(args: argparse.Namespace) -> Any:
             tie_draws=attack["tie_draws"],
             fresh_draws=attack["fresh_draws"], batch_size=attack["batch_size"], cascade=attack["cascade"],
             autoattack_overrides=(cut or None) if attack["autoattack"] else None,
+            autoattack_runs=args.autoattack_runs,
         ),
         class_max=ClassMaxSettings(starts=args.starts, steps=args.steps, step_size=args.step_size,
                                    noise=args.start_noise, draws=args.max_draws),

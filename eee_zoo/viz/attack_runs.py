@@ -136,6 +136,9 @@ class AdaptiveSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     cascade: bool = False
     autoattack_overrides: dict[str, Any] | None = None
+    # AutoAttack's examples from its full runs (see adaptive_evaluate): a state folder, or True for the figures' own
+    # AutoAttack runs (state_dir/autoattack, shared when their batch size is evaluate's default); None: per batch
+    autoattack_runs: str | Path | bool | None = None
     attacks: tuple[Any, ...] | None = None  # Attack values replacing the preset (tests)
 
 
@@ -155,13 +158,18 @@ def adaptive_run(
 ) -> AttackRun:
     """The adaptive worst case (:func:`eee_zoo.adaptive.adaptive_evaluate`) with each image's kept example; with
     ``state_dir`` a finished run of the same configuration there is reused, as the library does."""
+    runs = settings.autoattack_runs
+    if runs is True:
+        if state_dir is None:
+            raise ValueError("autoattack_runs=True takes the figures' AutoAttack runs from state_dir: give one")
+        runs = Path(state_dir) / "autoattack"
     result = adaptive_evaluate(
         model, n_examples, dataset, threat_model, eps=eps, seed=seed, preset=settings.preset,
         attacks=list(settings.attacks) if settings.attacks is not None else None, autoattack=settings.autoattack,
         selection_draws=settings.selection_draws, final_draws=settings.final_draws, tie_draws=settings.tie_draws,
         fresh_draws=settings.fresh_draws, batch_size=settings.batch_size, cascade=settings.cascade,
-        autoattack_overrides=settings.autoattack_overrides, data_dir=data_dir, state_dir=state_dir, fresh=fresh,
-        progress=progress,
+        autoattack_overrides=settings.autoattack_overrides, autoattack_runs=runs or None, data_dir=data_dir,
+        state_dir=state_dir, fresh=fresh, progress=progress,
     )  # fmt: skip
     if result.x_adv is None:
         raise RuntimeError(
@@ -178,6 +186,7 @@ def adaptive_run(
         "autoattack_proposals": result.autoattack, "autoattack_overrides": result.autoattack_overrides,
         "selection_draws": result.selection_draws, "final_draws": result.final_draws,
         "tie_draws": result.tie_draws, "fresh_draws": draws, "cascade": result.cascade,
+        **({"autoattack_source": "run"} if result.autoattack_source == "run" else {}),
         "stochastic": result.stochastic, "seed": seed, "batch_size": result.batch_size,
         "wall_time_s": result.wall_time_s,
         "every_draw_robust": {"accuracy": result.robust.every_draw, "correct": result.robust.every_draw_correct,
@@ -193,6 +202,7 @@ def adaptive_run(
             "autoattack_overrides": dict(result.autoattack_overrides or {}), "selection_draws": result.selection_draws,
             "final_draws": result.final_draws, "tie_draws": result.tie_draws, "fresh_draws": draws,
             "cascade": result.cascade,
+            **({"autoattack_source": "run"} if result.autoattack_source == "run" else {}),  # absent: per batch
             "data.sha256": result.data.get("sha256"),
         },
         "fingerprint": {"robust.fresh_hits": result.robust.fresh_hits, "chosen": result.chosen},
