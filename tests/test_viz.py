@@ -483,3 +483,18 @@ def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> 
     assert titles and all("p(true)" in t and "wrong" not in t for t in titles)
     curves = json.loads((tmp_path / "eps_curve.json").read_text())["curves"]
     assert set(curves) == {"autoattack-standard-det", "adaptive"}
+
+
+def test_the_figures_adaptive_run_can_take_the_figures_own_autoattack_run(model, runs, state: Path) -> None:
+    """``autoattack_runs=True``: the AutoAttack examples are those of the figure's own rand run (state_dir/autoattack,
+    same cut), reused, not run again; named in the curve's label and the record."""
+    settings = dataclasses.replace(FAST_ADAPTIVE, autoattack=("rand",), autoattack_overrides=FAST_AA,
+                                   autoattack_runs=True)  # fmt: skip
+    with pytest.raises(ValueError, match="state_dir"):
+        adaptive_run(model, N, "cifar10", "Linf", eps=EPS, seed=0, settings=settings)
+    kept = sorted((state / "autoattack").iterdir())
+    run = adaptive_run(model, N, "cifar10", "Linf", eps=EPS, seed=0, settings=settings, state_dir=state)
+    assert sorted((state / "autoattack").iterdir()) == kept  # runs[0]'s AutoAttack state, resumed
+    assert run.title.endswith("AutoAttack rand from its runs)")
+    assert run.settings["autoattack_source"] == "run" == run.settings["identity"]["autoattack_source"]
+    assert "autoattack_source" not in runs[1].settings and "autoattack_source" not in runs[1].settings["identity"]

@@ -178,6 +178,7 @@ def adaptive_run(
         )
     x_adv = result.x_adv.detach().cpu()
     suite = result.preset + (f" + AutoAttack {', '.join(result.autoattack)}" if result.autoattack else "")
+    suite += " from its runs" if result.autoattack_source == "run" else ""
     draws = result.fresh_draws
     clean_hits, robust_hits = torch.tensor(result.clean.fresh_hits), torch.tensor(result.robust.fresh_hits)
     clean_right = 2 * clean_hits > draws
