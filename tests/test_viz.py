@@ -284,6 +284,13 @@ def test_an_adaptive_point_above_autoattack_on_the_deployed_model_is_flagged(tmp
         "2/255: adaptive 50.00 % on 1 draw > autoattack-standard-det 5.00 %",
     ]
     assert curves(False).counted_curve() is None  # one draw: the per-draw curve itself
+    # with rand's examples' own fresh hits recorded, the flag says what they give counted the same way
+    noted = curves(True)
+    noted.curves["adaptive"][1].settings["per_attack_fresh_hits"] = {"autoattack-rand": [4, 4, 4, 0] * 25}
+    assert noted.adaptive_above_autoattack()[0] == (
+        "2/255: adaptive 50.00 % on 3 draws > autoattack-rand 30.00 % (its examples counted so on these fresh "
+        "draws: 75.00 %)"
+    )
     flagged = curves(True)
     assert flagged.record()["adaptive_above_autoattack"] == flagged.adaptive_above_autoattack()
     texts = [t.get_text() for t in eps_curve_figure(flagged).texts]
@@ -485,16 +492,18 @@ def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> 
     assert set(curves) == {"autoattack-standard-det", "adaptive"}
 
 
-def test_the_figures_adaptive_run_can_take_the_figures_own_autoattack_run(model, runs, state: Path) -> None:
+def test_the_figures_adaptive_run_can_take_the_figures_own_autoattack_run(model, runs, tmp_path: Path) -> None:
     """``autoattack_runs=True``: the AutoAttack examples are those of the figure's own rand run (state_dir/autoattack,
     same cut), reused, not run again; named in the curve's label and the record."""
     settings = dataclasses.replace(FAST_ADAPTIVE, autoattack=("rand",), autoattack_overrides=FAST_AA,
                                    autoattack_runs=True)  # fmt: skip
     with pytest.raises(ValueError, match="state_dir"):
         adaptive_run(model, N, "cifar10", "Linf", eps=EPS, seed=0, settings=settings)
-    kept = sorted((state / "autoattack").iterdir())
-    run = adaptive_run(model, N, "cifar10", "Linf", eps=EPS, seed=0, settings=settings, state_dir=state)
-    assert sorted((state / "autoattack").iterdir()) == kept  # runs[0]'s AutoAttack state, resumed
+    kw = {"eps": EPS, "seed": 0, "state_dir": tmp_path}
+    autoattack_run(model, "autoattack-rand", N, "cifar10", "Linf", overrides=FAST_AA, **kw)
+    kept = sorted((tmp_path / "autoattack").iterdir())
+    run = adaptive_run(model, N, "cifar10", "Linf", settings=settings, **kw)
+    assert sorted((tmp_path / "autoattack").iterdir()) == kept  # the figure's rand run, resumed
     assert run.title.endswith("AutoAttack rand from its runs)")
     assert run.settings["autoattack_source"] == "run" == run.settings["identity"]["autoattack_source"]
     assert "autoattack_source" not in runs[1].settings and "autoattack_source" not in runs[1].settings["identity"]

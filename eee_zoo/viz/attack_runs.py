@@ -192,8 +192,10 @@ def adaptive_run(
         "wall_time_s": result.wall_time_s,
         "every_draw_robust": {"accuracy": result.robust.every_draw, "correct": result.robust.every_draw_correct,
                               "n": n_examples, "interval": list(result.robust.every_draw_interval)},
-        # each attack's own worst case per draw (AutoAttack's: its examples re-scored on the fresh draws)
+        # each attack's own worst case per draw (AutoAttack's: its examples re-scored on the fresh draws), and its
+        # per-image fresh hits, so that it can be counted any other way (e.g. as AutoAttack counts)
         "per_attack": {c.name: per_draw_accuracy(c.fresh_hits, draws) for c in result.per_attack},
+        "per_attack_fresh_hits": {c.name: list(c.fresh_hits) for c in result.per_attack},
         "chosen": result.chosen,
         "identity": {
             "suite": "adaptive", "checkpoint_sha256": result.checkpoint_sha256, "dataset": result.dataset,
