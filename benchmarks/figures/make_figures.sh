@@ -235,7 +235,9 @@ step12() {
     --seed 0 "${cut[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
   # the two CIFAR-100 self-ensembles (drawn after --autoattack-runs existed): the worst case takes AutoAttack's
   # examples from the curve's own rand and standard-det runs instead of running AutoAttack again in its batch
-  # (about 60 % of its attack time, benchmarks/perf/autoattack_share.py); labelled "from its runs"
+  # (about 60 % of its attack time, benchmarks/perf/autoattack_share.py); labelled "from its runs". Both were drawn
+  # once more with the same command after the flag's note and the title change, resumed from the same state in
+  # seconds (nothing attacked again: figures_eps_curve_resume.log; figures_eps_curve.log is the run that attacked)
   for name in ResNet18w16_CPU_CrossMax_C100 ResNet18w16_CPU_CrossMax_C100_FGSM; do
     nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what eps-curve --out "benchmarks/figures/$name" --n 100 \
       --seed 0 "${cut[@]}" --autoattack-runs 2> "benchmarks/figures/$name/figures_eps_curve.log"

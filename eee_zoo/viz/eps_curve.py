@@ -9,6 +9,7 @@ Pearson), the adaptive worst case's per-draw accuracy (Clopper-Pearson at the fr
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -232,8 +233,9 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
     above = data.adaptive_above_autoattack()
     if above:  # in the picture itself, where nobody can miss it
         text = "adaptive worst case above AutoAttack (a defect of this evaluation): " + "; ".join(above)
-        figure.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=7, color="#b00000", wrap=True)
-        figure.tight_layout(rect=(0, 0.06, 1, 1))
+        text = textwrap.fill(text, 150)  # matplotlib's own wrap let the first line touch the figure's edges
+        figure.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=7, color="#b00000")
+        figure.tight_layout(rect=(0, 0.02 + 0.025 * text.count("\n") + 0.03, 1, 1))
     else:
         figure.tight_layout()
     return figure
