@@ -71,3 +71,12 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # adaptive_ResNet18_GPU_quick_n100.log):
 #   python -m benchmarks.adaptive ResNet18_GPU_CrossMax ResNet18_GPU_CrossMax_FGSM --preset quick --autoattack \
 #       --n-examples 100 --seed 0 --write-card --state-dir benchmarks/state
+# ResNet18w16_CPU_CrossMax at n = 500 (issues 8 and 9: every new checkpoint at n >= 500), from a worktree frozen at
+# 1157b66 (2026-12-02; logs zoo_evaluation_ResNet18w16_CPU_CrossMax_{rand,standard}_n500.log and
+# adaptive_ResNet18w16_CPU_CrossMax_n500_aa-run.log). The worst case takes AutoAttack's examples from these two runs
+# (--autoattack-runs: the state folder benchmarks.run keeps, ~/.cache/eee_zoo/autoattack) instead of running
+# AutoAttack again in each batch; its batches are kept in benchmarks/state, so it resumes on any machine (where the
+# AutoAttack runs' state is not there, it runs them again first, the same configuration):
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
