@@ -51,9 +51,7 @@ def autoattack_examples(
     ``overrides`` (``{"apgd.n_iter": 4, ...}``) cut AutoAttack's settings, for tests; results record them.
     ``on_iteration(i)`` follows the iterations of AutoAttack's APGD runs (FAB and Square are not followed).
     """
-    if version not in _MODES:
-        raise ValueError(f"AutoAttack proposals are {list(_MODES)}, got {version!r}")
-    aa_version, stochastic = _MODES[version]
+    aa_version, stochastic = _mode(version)
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), stochastic_mode(model, stochastic):
         torch.manual_seed(seed)
@@ -90,9 +88,7 @@ def autoattack_run_examples(
     (deterministic mode) on the first ``n_examples`` images: :func:`eee_zoo.evaluate` with its default batch size,
     its state kept under ``state_path`` (a finished run there is reused; an unfinished one resumes). Images the run
     did not break keep the clean image (a proposal of ``δ = 0``)."""
-    if version not in _MODES:
-        raise ValueError(f"AutoAttack proposals are {list(_MODES)}, got {version!r}")
-    aa_version, stochastic = _MODES[version]
+    aa_version, stochastic = _mode(version)
     with stochastic_mode(model, stochastic):
         result = evaluate(
             model, n_examples, dataset, threat_model, version=aa_version, eps=eps, seed=seed, data_dir=data_dir,
@@ -105,3 +101,10 @@ def autoattack_run_examples(
             "fresh=True (--fresh) or point at another state directory"
         )
     return result.x_adv.detach().cpu()
+
+
+def _mode(version: str) -> tuple[str, bool]:
+    """``(AutoAttack version, stochastic inference)`` of a proposal version."""
+    if version not in _MODES:
+        raise ValueError(f"AutoAttack proposals are {list(_MODES)}, got {version!r}")
+    return _MODES[version]

@@ -171,10 +171,11 @@ def adaptive_evaluate(
     batches: list[dict[str, Any]] = []
     kept: list[torch.Tensor | None] = []  # per batch, the headline's kept proposals
     starts = list(range(0, n_examples, batch_size))
+    images_of = {s: _images_sha256(x[s : s + batch_size], y[s : s + batch_size]) for s in starts}
+    loaded = {s: state.load(s, images_of[s]) for s in starts}  # read once: for the check below and the loop
     run_examples: dict[str, torch.Tensor] = {}
-    if source == "run" and any(
-        state.load(s, _images_sha256(x[s : s + batch_size], y[s : s + batch_size])) is None for s in starts
-    ):  # some batch will attack: AutoAttack's runs first, each with its own progress
+    if source == "run" and any(r is None for r in loaded.values()):
+        # some batch will attack: AutoAttack's runs first, each with its own progress
         for version in autoattack:
             logger.info("AutoAttack %s: the examples of its run on the %d images (state in %s)", version, n_examples,
                         autoattack_runs)  # fmt: skip
@@ -191,8 +192,7 @@ def adaptive_evaluate(
         try:
             for b, start in enumerate(starts):
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-                images = _images_sha256(xb, yb)
-                record = state.load(start, images)
+                images, record = images_of[start], loaded[start]
                 where = f"batch {b + 1}/{len(starts)} (images {start}-{start + len(yb) - 1})"
                 xb, yb = xb.to(device), yb.to(device)
                 batch_seed = derive_seed(seed, start)

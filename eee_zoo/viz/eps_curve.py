@@ -235,7 +235,7 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
         text = "adaptive worst case above AutoAttack (a defect of this evaluation): " + "; ".join(above)
         text = textwrap.fill(text, 150)  # matplotlib's own wrap let the first line touch the figure's edges
         figure.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=7, color="#b00000")
-        figure.tight_layout(rect=(0, 0.02 + 0.025 * text.count("\n") + 0.03, 1, 1))
+        figure.tight_layout(rect=(0, 0.05 + 0.025 * text.count("\n"), 1, 1))
     else:
         figure.tight_layout()
     return figure
