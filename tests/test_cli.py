@@ -42,7 +42,15 @@ def run(argv: list[str]) -> int:
 def test_command_modules_follow_the_contract(name: str) -> None:
     module = importlib.import_module(f"eee_zoo.commands.{name}")
     assert isinstance(module.HELP, str) and module.HELP
+    assert module.HELP[0].isupper() and module.HELP.endswith("."), "the command list reads as sentences"
     assert callable(module.add_arguments) and callable(module.run)
+
+
+def test_readme_command_block_names_every_subcommand() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    listed = {line.split()[1] for line in block.splitlines() if line.startswith("eee-zoo ")}
+    assert listed == set(cli.COMMANDS)
 
 
 @pytest.mark.parametrize("argv", [["--help"], *[[name, "--help"] for name in AVAILABLE]])

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from . import CHECKOUT_ROOT, require_source_checkout
 
-HELP = "train a self-ensemble from a recipe (training/recipes/<name>.yaml); needs a source checkout"
+HELP = "Train a self-ensemble from a recipe (training/recipes/<name>.yaml); needs a source checkout."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
