@@ -239,9 +239,10 @@ def card_results(result: dict[str, Any] | EvaluationResult, results_file: str) -
     common["stochastic"] = bool(r["stochastic"])
     return [
         {"metric": "clean_accuracy", "value": percent_floor(r["clean_correct"], n), "correct": r["clean_correct"],
-         "version": None, **common, "results_file": results_file},
+         "version": None, **common, "results_file": results_file, "interval": interval_percent(r["clean_interval"])},
         {"metric": "robust_accuracy", "value": percent_floor(r["robust_correct"], n), "correct": r["robust_correct"],
-         "version": r["version"], **common, "suite": result_suite(r), "results_file": results_file},
+         "version": r["version"], **common, "suite": result_suite(r), "results_file": results_file,
+         "interval": interval_percent(r["robust_interval"])},
     ]  # fmt: skip
 
 
@@ -265,11 +266,11 @@ def adaptive_figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         f"{preset}/per-draw": {
             "correct": int(sum(robust["fresh_hits"])), "n_examples": n * draws, "images": n, "fresh_draws": draws,
-            **column,
+            "interval": interval_percent(robust["per_draw_interval"]), **column,
         },
         f"{preset}/every-draw-{draws}": {
             "correct": int(robust["every_draw_correct"]), "n_examples": n, "images": n, "fresh_draws": draws,
-            **column,
+            "interval": interval_percent(robust["every_draw_interval"]), **column,
         },
     }  # fmt: skip
 
@@ -313,8 +314,9 @@ def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = No
 
     Checked: every ``model-index`` result names an existing results file under ``root`` (default: this
     checkout) for the same checkpoint (name, sha256), dataset and threat model, with the same metric, version,
-    eps, n, seed, correct count and value; and every percentage on a line that mentions accuracy, outside
-    the generated results section, equals one of the backed values.
+    eps, n, seed, correct count, value and 95 % interval (required: every number carries one); and every
+    percentage on a line that mentions accuracy, outside the generated results section, equals one of the backed
+    values.
     """
     from eee_zoo.cards import load_card
 
@@ -401,6 +403,12 @@ def _compare(card: Any, r: dict[str, Any], data: dict[str, Any]) -> list[str]:
         out.append(f"suite is {result_suite(r)!r} in the card but {result_suite(data)!r} in the results file")
     if r["correct"] != correct:
         out.append(f"{r['correct']} correct in the card but {correct} in the results file")
+    if figure is not None:
+        interval = figure["interval"]
+    else:
+        interval = interval_percent(data["robust_interval" if r["metric"] == "robust_accuracy" else "clean_interval"])
+    if r.get("interval") != interval:
+        out.append(f"95 % interval {r.get('interval')} in the card but {interval} from the results file")
     exact = 100.0 * correct / n  # cards floor to 0.01 (never rounded up, in the model's favour)
     if not exact - 0.01 - 1e-9 <= r["value"] <= exact + 1e-9:
         out.append(f"value {r['value']} is not {correct}/{n} from the results file (floored to 0.01)")

@@ -177,10 +177,17 @@ def test_a_card_number_without_a_backing_results_file_fails(
     set_results(card_path, entries)
     assert check_card(card_path, root) == []
 
-    # A number typed by hand: a robust accuracy that the results file does not hold.
-    forged = dict(entries[1], correct=N, value=100.0)
+    # A number typed by hand: a robust accuracy that the results file does not hold, or an interval.
+    forged = dict(entries[1], correct=N, value=100.0, interval=[90.0, 100.0])
     set_results(card_path, [forged])
     assert any("correct in the card" in p for p in check_card(card_path, root))
+    lo, hi = entries[1]["interval"]
+    set_results(card_path, [dict(entries[1], interval=[lo, min(hi + 1, 100.0)])])
+    assert any("95 % interval" in p for p in check_card(card_path, root))
+    set_results(card_path, [{k: v for k, v in entries[1].items() if k != "interval"}])  # a number without one
+    assert any("95 % interval None in the card" in p for p in check_card(card_path, root))
+    set_results(card_path, entries[1:])
+    assert check_card(card_path, root) == []
     # A result that names no results file at all, or one that does not exist.
     set_results(card_path, [dict(entries[1], seed=7, results_file="benchmarks/results/nowhere.json")])
     assert any("does not exist" in p for p in check_card(card_path, root))

@@ -153,7 +153,7 @@ def test_set_results_upserts_by_identity_and_keeps_the_rest(card_dir: Path) -> N
     ]
     text = path.read_text()
     assert "A hand-written note." in text and "custom_key" in text
-    assert "| Robust | AutoAttack rand | Linf, eps = 8/255 | - | 50.00 | 2 / 4 |" in text
+    assert "| Robust | AutoAttack rand | Linf, eps = 8/255 | - | 50.00 | - | 2 / 4 |" in text
     assert "No results yet" not in text
     assert card.best_result("robust_accuracy", "rand")["n_examples"] == 8
 
@@ -190,7 +190,16 @@ def test_inference_mode_is_part_of_a_results_identity(card_dir: Path) -> None:
     card = load_card(card_dir)
     assert [(r["stochastic"], r["correct"]) for r in card.results] == [(True, 1), (False, 3)]
     text = (card_dir / "README.md").read_text()
-    assert "| deterministic | 75.00 | 3 / 4 |" in text and "| stochastic | 25.00 | 1 / 4 |" in text
+    assert "| deterministic | 75.00 | - | 3 / 4 |" in text and "| stochastic | 25.00 | - | 1 / 4 |" in text
+
+
+def test_a_results_interval_is_shown_and_must_hold_its_value(card_dir: Path) -> None:
+    set_results(card_dir, [robust(1, 4, "rand", interval=[4.56, 69.94])])
+    assert "| 25.00 | [4.56, 69.94] | 1 / 4 |" in (card_dir / "README.md").read_text()
+    assert load_card(card_dir).results[0]["interval"] == [4.56, 69.94]
+    for bad in ([30.0, 69.94], [4.56], ["4.56", 69.94], [4.56, 101.0]):
+        with pytest.raises(CardError, match="interval"):
+            set_results(card_dir, [robust(1, 4, "rand", interval=bad)])
 
 
 def test_set_revision_pins_a_commit(card_dir: Path) -> None:

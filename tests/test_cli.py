@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from eee_zoo import cli
-from eee_zoo.cards import load_card
+from eee_zoo.cards import load_card, set_results
 from eee_zoo.commands import COMMANDS_DIR
 from eee_zoo.hub import export
 from eee_zoo.loading import load_model
@@ -93,6 +93,31 @@ def test_list(cards: Path, capsys: pytest.CaptureFixture) -> None:
 
     assert run(["list", "--cards-dir", str(cards), "--dataset", "CIFAR100"]) == 0
     assert "no models match" in capsys.readouterr().out
+
+
+def test_list_leads_with_the_best_known_figure(cards: Path, capsys: pytest.CaptureFixture) -> None:
+    """The lowest robust accuracy any attack reached on the deployed model, with its interval and what it counts."""
+    common = {"n_examples": 4, "norm": "Linf", "eps": 8 / 255, "seed": 0, "stochastic": True, "results_file": "r.json"}
+    set_results(
+        card_folder("Tiny-2", cards_dir=cards),
+        [
+            {"metric": "robust_accuracy", "value": 50.0, "correct": 2, "version": "rand", **common,
+             "interval": [15.0, 85.0]},
+            {"metric": "robust_accuracy", "value": 25.0, "correct": 1, "version": "standard", **common,
+             "interval": [4.56, 69.94]},
+            {"metric": "robust_accuracy", "value": 0.0, "correct": 0, "version": "standard", **common,
+             "eps": 16 / 255, "interval": [0.0, 48.99]},  # another threat budget: not the default eps's figure
+        ],
+    )  # fmt: skip
+    assert run(["list", "--cards-dir", str(cards)]) == 0
+    header, tiny2, tiny10 = capsys.readouterr().out.splitlines()
+    assert header.index("BEST-KNOWN ROBUST %") < header.index("ALL ROBUST %")
+    assert "25.00 [4.56, 69.94] (AutoAttack standard, seed 0)" in tiny2
+    assert "rand 50.00 [15.00, 85.00] (n=4, stochastic)" in tiny2
+    assert tiny10.split()[-1] == "-"
+    assert run(["list", "Tiny-2", "--cards-dir", str(cards), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["best_known"]["value"] == 25.0 and row["best_known"]["interval"] == [4.56, 69.94]
 
 
 def test_info(cards: Path, capsys: pytest.CaptureFixture) -> None:

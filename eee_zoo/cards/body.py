@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from .card import DATASET_TITLES, DEFAULT_STORAGE_DTYPE, ZooCard
-from .results import best_known_result, format_eps, is_worst_case, result_label, results_table
+from .results import best_known_result, format_eps, interval_text, is_worst_case, result_label, results_table
 
 __all__ = [
     "LIMITATIONS_ADAPTIVE",
@@ -202,7 +202,8 @@ def results_section(card: ZooCard) -> str:
     if card.results:
         inner = (
             f"Measured on the first n {DATASET_TITLES[card.dataset]} test images (unshuffled); every number comes "
-            "from the results file named in its row.\n\n" + results_table(card.results)
+            "from the results file named in its row, and so does its 95 % interval (Wilson for AutoAttack's counts, "
+            "Clopper-Pearson for the adaptive suite's; widened outwards to 0.01).\n\n" + results_table(card.results)
         )
         if any(is_worst_case(r) for r in card.results):
             inner += (
@@ -221,7 +222,8 @@ def results_section(card: ZooCard) -> str:
             if best is not None:
                 inner += (
                     f"\n\nBest-known robust accuracy of the deployed model at {norm} eps = {format_eps(eps, norm)} "
-                    f"(RobustBench's `external`): **{best['value']:.2f} %**, {result_label(best)}, seed "
+                    f"(RobustBench's `external`): **{best['value']:.2f} %**{_interval_words(best)}, "
+                    f"{result_label(best)}, seed "
                     f"{best['seed']}, from `{best['results_file']}`."
                 )
     else:
@@ -231,6 +233,10 @@ def results_section(card: ZooCard) -> str:
             f"--threat-model {card.threat_model} --write-card\n```"
         )
     return f"{RESULTS_START}\n{inner}{_certified_section(card)}\n{RESULTS_END}"
+
+
+def _interval_words(result: dict[str, Any]) -> str:
+    return "" if result.get("interval") is None else f" (95 % interval {interval_text(result)})"
 
 
 def _certified_section(card: ZooCard) -> str:

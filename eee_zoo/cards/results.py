@@ -22,6 +22,7 @@ __all__ = [
     "result_identity",
     "result_label",
     "result_suite",
+    "interval_text",
     "results_table",
     "validate_result",
 ]
@@ -30,7 +31,7 @@ METRICS = ("clean_accuracy", "robust_accuracy", "certified_accuracy")  # certifi
 NORMS = ("Linf", "L2", "L1")
 RESULT_KEYS = (
     "metric", "value", "correct", "n_examples", "version", "norm", "eps", "seed", "results_file", "stochastic",
-    "suite",
+    "suite", "interval",
 )  # fmt: skip
 # Which family of attacks a robust accuracy comes from: AutoAttack (eee_zoo.evaluation) or the adaptive suite.
 SUITES = ("autoattack", "adaptive")
@@ -121,8 +122,23 @@ def validate_result(
             f"{out['value']} does not match correct/n_examples = {out['correct']}/{out['n_examples']} "
             f"({expected:.4f}%); value is a percentage",
         )
+    interval = result.get("interval")  # optional: the results file's 95 % interval in percent, widened outwards
+    if interval is not None:
+        ok = isinstance(interval, (list, tuple)) and len(interval) == 2
+        ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in interval)
+        if not ok or not 0 <= interval[0] <= out["value"] <= interval[1] <= 100:
+            raise CardError(
+                path, f"{where}.interval", f"expected [low, high] in percent around {out['value']}, got {interval!r}"
+            )
+        out["interval"] = [float(x) for x in interval]
     out.update({k: v for k, v in result.items() if k not in RESULT_KEYS})  # extra keys ride along untouched
     return out
+
+
+def interval_text(result: dict[str, Any]) -> str:
+    """A result's 95 % interval as ``[12.34, 15.67]``, or ``-`` where the card has none."""
+    interval = result.get("interval")
+    return "-" if interval is None else f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def results_table(results: Sequence[dict[str, Any]]) -> str:
@@ -131,8 +147,9 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
     if not results:
         return ""
     rows = [
-        "| Metric | Attack | Threat model | Inference | Accuracy (%) | Correct / n | Seed | Results file |",
-        "|---|---|---|---|---:|---:|---:|---|",
+        "| Metric | Attack | Threat model | Inference | Accuracy (%) | 95 % interval | Correct / n | Seed "
+        "| Results file |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in sorted(results, key=lambda r: (r["metric"] != "clean_accuracy", r["version"] or "", -r["n_examples"])):
         robust = r["metric"] == "robust_accuracy"
@@ -140,7 +157,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
         mode = {True: "stochastic", False: "deterministic", None: "-"}[r.get("stochastic")]
         rows.append(
             f"| {'Robust' if robust else 'Clean'} | {result_label(r) if robust else '-'} | {threat} | {mode} "
-            f"| {r['value']:.2f} "
+            f"| {r['value']:.2f} | {interval_text(r)} "
             f"| {r['correct']} / {r['n_examples']} | {'-' if r['seed'] is None else r['seed']} "
             f"| `{r['results_file']}` |"
         )

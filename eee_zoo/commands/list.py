@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
+from ..cards import best_known_result, interval_text, result_label
+from ..datasets import DEFAULT_EPS
 from . import add_card_arguments
 
-HELP = "List the checkpoints in the zoo: name, dataset, threat model, architecture and results."
+HELP = (
+    "List the checkpoints in the zoo: name, dataset, threat model, architecture, clean accuracy, the best-known "
+    "robust accuracy (the lowest any attack reached) and every robust figure."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +34,11 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no models match {args.filter!r} (cards under {cards_root(args.cards_dir)})")
         return 0
-    columns = ("name", "dataset", "threat_model", "architecture", "inference", "clean", "robust")
-    table = [("NAME", "DATASET", "THREAT", "ARCHITECTURE", "INFERENCE", "CLEAN %", "ROBUST %")]
-    table += [tuple(_cell(row[c]) for c in columns) for row in rows]
+    columns = ("name", "dataset", "threat_model", "architecture", "inference", "clean", "best_known", "robust")
+    table = [
+        ("NAME", "DATASET", "THREAT", "ARCHITECTURE", "INFERENCE", "CLEAN %", "BEST-KNOWN ROBUST %", "ALL ROBUST %")
+    ]
+    table += [tuple(_best_cell(row[c]) if c == "best_known" else _cell(row[c]) for c in columns) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
@@ -38,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(card: Any) -> dict[str, Any]:
-    """One row: the card's identity, a short architecture, the clean and per-version robust accuracies.
+    """One row: the card's identity, a short architecture, the clean, best-known and per-version robust accuracies.
 
     The clean accuracy is the deployed inference mode's (the card's ``stochastic_inference``), as in the
     leaderboard's ``model_info``; every figure carries the mode it was measured in (``stochastic`` may be None
-    for a result that did not record it) and its n.
+    for a result that did not record it) and its n. ``best_known`` is the card's headline at the threat model's
+    default eps (:func:`eee_zoo.cards.best_known_result`: the lowest figure any attack reached on the deployed
+    model) with what it counts, its seed and results file; None where nothing was measured there.
     """
     arch = card.architecture
     aggregator = arch.get("aggregator", "crossmax")
@@ -55,9 +65,10 @@ def summarize(card: Any) -> dict[str, Any]:
         "name": card.name,
         "dataset": card.dataset,
         "threat_model": card.threat_model,
-        "architecture": f"{arch['backbone']['name']}, {n_heads} predictors, {agg}",
+        "architecture": f"{arch['backbone']['name']}, {n_heads} predictor{'s' * (n_heads != 1)}, {agg}",
         "inference": "stochastic" if card.stochastic_inference else "deterministic",
         "clean": _figure(clean) if clean else None,
+        "best_known": _best_known(card),
         "robust": {v: _figure(r) for v, r in robust.items()},
         "repo_id": card.repo_id,
         "revision": card.revision,
@@ -72,9 +83,29 @@ def _deployed_clean(card: Any) -> dict[str, Any] | None:
     return max(deployed or cleans, key=lambda r: r["n_examples"], default=None)
 
 
+def _best_known(card: Any) -> dict[str, Any] | None:
+    eps = DEFAULT_EPS[card.threat_model]
+    same = [r for r in card.results if r["norm"] == card.threat_model and math.isclose(r["eps"], eps, rel_tol=1e-4)]
+    best = best_known_result(same, card.stochastic_inference)
+    if best is None:
+        return None
+    return {**_figure(best), "label": result_label(best), "seed": best["seed"], "results_file": best["results_file"]}
+
+
+def _best_cell(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{_number(value)} ({value['label']}, seed {value['seed']})"
+
+
+def _number(value: dict[str, Any]) -> str:
+    """The figure and, where the card has it, its 95 % interval: ``18.60 [15.43, 22.25]``."""
+    return f"{value['value']:.2f}" + ("" if value.get("interval") is None else f" {interval_text(value)}")
+
+
 def _figure(result: dict[str, Any]) -> dict[str, Any]:
     out = {"value": result["value"], "n_examples": result["n_examples"], "stochastic": result.get("stochastic")}
-    for key in ("eval_draws", "images", "fresh_draws"):  # the adaptive suite's: what its n counts
+    for key in ("interval", "eval_draws", "images", "fresh_draws"):  # the adaptive suite's: what its n counts
         if result.get(key):
             out[key] = result[key]
     return out
@@ -94,7 +125,7 @@ def _cell(value: Any) -> str:
             label.append("stochastic" if mode else "deterministic")
         if value.get("eval_draws"):
             label.append(f"right on all {value['eval_draws']} draws")
-        return f"{value['value']:.2f} ({', '.join(label)})"
+        return f"{_number(value)} ({', '.join(label)})"
     if isinstance(value, dict):
         return ", ".join(f"{v} {_cell(r)}" for v, r in value.items())
     return str(value)
