@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from eee_zoo._io import atomic_write_json, atomic_write_text
+from eee_zoo._percent import interval_percent  # re-exported: the leaderboard and cards widen intervals alike
 from eee_zoo.adaptive.result import headline_column
 from eee_zoo.cards import result_suite
 from eee_zoo.evaluation import SUITE, EvaluationResult
@@ -299,14 +299,6 @@ def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dic
 def percent_floor(correct: int, n: int) -> float:
     """100 * correct / n, floored to two decimals: a stated accuracy is never rounded up."""
     return (10000 * correct // n) / 100
-
-
-def interval_percent(interval: Sequence[float]) -> list[float]:
-    """A fractional interval in percent to two decimals, widened outwards: lower end floored, upper end ceiled
-    (0.12349 -> 12.34, 0.369612 -> 36.97), so rounding never narrows it. Float dust (0.1234 stored as
-    0.12339999...) is dropped first, so an exact two-decimal end stays as it is."""
-    lo, hi = (round(float(x) * 10000, 6) for x in interval)
-    return [math.floor(lo) / 100, math.ceil(hi) / 100]
 
 
 def check_card(card_path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[str]:

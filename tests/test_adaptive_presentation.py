@@ -23,9 +23,11 @@ from benchmarks.results import (
     iter_adaptive_results,
     results_file_reference,
 )
+from eee_zoo._percent import floor_percent, interval_percent_text, percent_text
 from eee_zoo.adaptive.result import Column
 from eee_zoo.cards import best_known_result, load_card, results_table, set_results, validate_result, write_card
 from eee_zoo.cli import main as cli_main
+from eee_zoo.evaluation import EvaluationResult
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "Airbench_CPU_CrossMax"
@@ -356,6 +358,16 @@ def test_retired_cascade_files_are_named_not_shown(checkout: Path) -> None:
     assert "no adaptive worst-case evaluation of this checkpoint at this eps yet" in info["footnote"]
 
 
+def test_no_stated_figure_is_rounded_up() -> None:
+    """Summaries, logs and figure labels floor an accuracy and widen its interval (eee_zoo._percent)."""
+    assert floor_percent(0.09788) == 9.78 and floor_percent(0.1234) == 12.34  # not 9.79; no float dust
+    assert floor_percent(0.0998, 0) == 9.0 and floor_percent(0.99999) == 99.99
+    assert percent_text(0.09788, 7) == "  9.78%" and interval_percent_text((0.07327, 0.12735), "-") == "7.32%-12.74%"
+    e = EvaluationResult.from_dict(json.loads(RAND.read_text()))
+    e = dataclasses.replace(e, clean_interval=(0.12349, 0.369612))
+    assert "CI 12.34%-36.97%" in e.summary().splitlines()[1]  # rounding would give 12.35%-36.96%
+
+
 def test_intervals_are_widened_outwards() -> None:
     assert interval_percent((0.12349, 0.369612)) == [12.34, 36.97]  # rounding would give 12.35 and 36.96
     assert interval_percent((0.1234, 0.37)) == [12.34, 37.0]  # exact ends stay (no float dust)
@@ -373,10 +385,10 @@ def test_list_names_images_and_draws_of_the_per_draw_figure(checkout: Path, caps
     assert cli_main(["list", "--cards-dir", str(checkout / "model_cards"), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["robust"]["zoo/per-draw"] == {
-        "value": 10.0, "n_examples": 400, "stochastic": True, "images": 100, "fresh_draws": 4,
+        "value": 10.0, "n_examples": 400, "stochastic": True, "images": 100, "fresh_draws": 4, "interval": [4.9, 17.63],
     }  # fmt: skip
     assert cli_main(["list", "--cards-dir", str(checkout / "model_cards")]) == 0
-    assert "zoo/per-draw 10.00 (n=100 x 4 draws, stochastic)" in capsys.readouterr().out
+    assert "zoo/per-draw 10.00 [4.90, 17.63] (n=100 x 4 draws, stochastic)" in capsys.readouterr().out
 
 
 def test_recard_writes_a_results_file_into_its_card_again(checkout: Path) -> None:

@@ -22,6 +22,7 @@ from PIL import Image
 from tiny_model import train_tiny_model
 
 from eee_zoo import benchmark, evaluate
+from eee_zoo._percent import percent_text
 from eee_zoo.adaptive import Attack, adaptive_evaluate
 from eee_zoo.data import load_dataset
 from eee_zoo.models import SelfEnsemble
@@ -327,10 +328,10 @@ def test_every_figure_of_a_summary_says_what_it_counts(model, images) -> None:
     assert len(figures) == 2 + len(r.per_attack) + 1
     for line in figures[:-1]:
         assert "per draw" in line and "every draw" in line, line
-    counted = f"{r.robust.on_k_draws(3, 3)[0]:.2%}"  # like with like for rand: right on all of its 3 checks' draws
+    counted = percent_text(r.robust.on_k_draws(3, 3)[0])  # like with like for rand: right on all of its 3 checks' draws
     assert "counted as AutoAttack rand counts (right on all of 3 draws" in figures[-1] and counted in figures[-1]
     assert "right on all 3 fresh draws" in r.summary() and "mean over images and fresh draws" in r.summary()
-    assert re.search(r"clean\s+per draw\s+" + f"{r.clean.per_draw:.2%}", r.summary())
+    assert re.search(r"clean\s+per draw\s+" + percent_text(r.clean.per_draw), r.summary())
 
     e = evaluate(model, 4, inputs=images, attack_overrides=FAST_RAND, progress=False)
     clean_line, robust_line = e.summary().splitlines()[1], e.summary().splitlines()[-1]

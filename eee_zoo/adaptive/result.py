@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from scipy.stats import beta, wilcoxon
 
+from .._percent import interval_percent_text, percent_text
 from ..evaluation.autoattack import attack_list, autoattack_checks
 from ..evaluation.intervals import CONFIDENCE, clopper_pearson_interval
 
@@ -265,12 +266,12 @@ class AdaptiveResult:
         width = max(len(c.name) for c in (self.clean, self.robust, *self.per_attack)) + 2
 
         def row(label: str, c: Column) -> str:
-            lo, hi = c.per_draw_interval
-            elo, ehi = c.every_draw_interval
             tail = f"  {c.seconds:.0f} s" if c.seconds else ""
             return (
-                f"  {label:<{width}} per draw {c.per_draw:7.2%} [{lo:.2%}, {hi:.2%}]   every draw {c.every_draw:7.2%} "
-                f"({c.every_draw_correct}/{self.n_examples}) [{elo:.2%}, {ehi:.2%}]{tail}"
+                f"  {label:<{width}} per draw {percent_text(c.per_draw, 7)} "
+                f"[{interval_percent_text(c.per_draw_interval)}]   every draw {percent_text(c.every_draw, 7)} "
+                f"({c.every_draw_correct}/{self.n_examples}) "
+                f"[{interval_percent_text(c.every_draw_interval)}]{tail}"
             )
 
         for label, c in (("clean", self.clean), ("WORST CASE", self.robust), *((c.name, c) for c in self.per_attack)):
@@ -284,9 +285,10 @@ class AdaptiveResult:
             )
         k = autoattack_checks(attack_list("rand", None))
         if self.stochastic and f >= k:  # AutoAttack rand's own count, to hold its figure against like with like
-            share, (lo, hi) = head.on_k_draws(k, f)
+            share, interval = head.on_k_draws(k, f)
             lines.append(
                 f"  headline counted as AutoAttack rand counts (right on all of {k} draws: its clean check and one "
-                f"after each attack; compare with rand's own figure): {share:.2%} [{lo:.2%}, {hi:.2%}]"
+                f"after each attack; compare with rand's own figure): {percent_text(share)} "
+                f"[{interval_percent_text(interval)}]"
             )
         return "\n".join(lines)

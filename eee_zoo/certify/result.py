@@ -14,6 +14,7 @@ import dataclasses
 import math
 from typing import Any
 
+from .._percent import interval_percent_text, percent_text
 from ..evaluation.intervals import CONFIDENCE, clopper_pearson_interval
 from .bounds import largest_radius
 from .multiscale import scale_budgets
@@ -124,5 +125,4 @@ class CertifyResult:
 
     @staticmethod
     def _line(c: CertifiedAccuracy) -> str:
-        lo, hi = c.interval
-        return f"{c.accuracy:7.2%} ({c.correct}/{c.n_examples}) [{lo:.2%}, {hi:.2%}]"
+        return f"{percent_text(c.accuracy, 7)} ({c.correct}/{c.n_examples}) [{interval_percent_text(c.interval)}]"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._percent import interval_percent_text, percent_text
 from .intervals import CONFIDENCE, INTERVALS
 from .state import RunRecord, make_identity
 
@@ -175,21 +176,22 @@ class EvaluationResult:
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
             f"AutoAttack {self.version} seed={self.seed} n={self.n_examples}"
             + (" [reduced attack settings: not a valid evaluation]" if self.is_reduced else ""),
-            f"  clean accuracy   {self.clean_accuracy:7.2%}  ({self.clean_correct}/{self.n_examples}, "
-            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%}; {judged})",
+            f"  clean accuracy   {percent_text(self.clean_accuracy, 7)}  ({self.clean_correct}/{self.n_examples}, "
+            f"{self.confidence:.0%} CI {interval_percent_text(self.clean_interval, '-')}; {judged})",
         ]
         for step in self.attacks:
             lo, hi = step.interval
             speed = f", {step.images_per_second:.2f} img/s" if step.images_per_second else ""
             lines.append(
-                f"  after {step.attack:<10} {step.accuracy:7.2%}  ({step.robust}/{self.n_examples}, "
-                f"CI {lo:.2%}-{hi:.2%}; {step.attacked} attacked in {step.seconds:.1f} s{speed})"
-                + ("" if step.ran else " [skipped: nothing left]")
+                f"  after {step.attack:<10} {percent_text(step.accuracy, 7)}  ({step.robust}/{self.n_examples}, "
+                f"CI {interval_percent_text(step.interval, '-')}; {step.attacked} attacked in "
+                f"{step.seconds:.1f} s{speed})" + ("" if step.ran else " [skipped: nothing left]")
             )
         lo, hi = self.robust_interval
         lines.append(
-            f"  robust accuracy  {self.robust_accuracy:7.2%}  ({self.robust_correct}/{self.n_examples}, "
-            f"{self.confidence:.0%} CI {lo:.2%}-{hi:.2%}; {judged}, right after every attack)"
+            f"  robust accuracy  {percent_text(self.robust_accuracy, 7)}  ({self.robust_correct}/{self.n_examples}, "
+            f"{self.confidence:.0%} CI {interval_percent_text(self.robust_interval, '-')}; {judged}, right after every "
+            "attack)"
         )
         for w in self.warnings:
             lines.append(f"  AutoAttack check [{w.check}] x{w.count}: {w.message}")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .._percent import floor_percent
 from ..evaluation.intervals import clopper_pearson_interval
 from .render import new_figure
 
@@ -178,7 +179,7 @@ def _sigma_text(data: CertifiedCurve) -> str:
 
 def _floored(percent: float) -> str:
     """A figure's label, floored to 0.01 (never rounded up: 9.788 reads 9.78, not 9.8)."""
-    return f"{math.floor(percent * 100 + 1e-9) / 100:.2f}"
+    return f"{floor_percent(percent / 100):.2f}"
 
 
 def certified_curve_figure(data: CertifiedCurve) -> Figure:

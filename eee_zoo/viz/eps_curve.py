@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .._percent import floor_percent
 from ..adaptive.result import counted_as_autoattack, fractional_count_interval
 from .attack_runs import AttackRun, deployed_autoattack
 from .render import new_figure
@@ -85,13 +86,13 @@ class EpsCurves:
             counted = counted_point(worst, r)
             if counted is not None and counted[0] > r.robust["accuracy"]:
                 own = counted_point(worst, r, column=name)
-                note = "" if own is None else f" (its examples counted so on these fresh draws: {100 * own[0]:.2f} %)"
-                found.append(f"{eps}: adaptive {100 * counted[0]:.2f} % on {_draws(counted[1])} > {name} "
-                             f"{100 * r.robust['accuracy']:.2f} %{note}")  # fmt: skip
+                note = "" if own is None else f" (its examples counted so on these fresh draws: {_pct(own[0])})"
+                found.append(f"{eps}: adaptive {_pct(counted[0])} on {_draws(counted[1])} > {name} "
+                             f"{_pct(r.robust['accuracy'])}{note}")  # fmt: skip
             column = worst.settings.get("per_attack", {}).get(name)
             if column is not None and worst.robust["accuracy"] > column["accuracy"]:
-                found.append(f"{eps}: adaptive {100 * worst.robust['accuracy']:.2f} % per draw > {name}'s examples "
-                             f"{100 * column['accuracy']:.2f} % per draw")  # fmt: skip
+                found.append(f"{eps}: adaptive {_pct(worst.robust['accuracy'])} per draw > {name}'s examples "
+                             f"{_pct(column['accuracy'])} per draw")  # fmt: skip
         return found
 
     def counted_curve(self) -> tuple[str, list[tuple[float, float, int]]] | None:
@@ -190,7 +191,7 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
         dx, dy = LABEL_OFFSETS.get(name, (6, 5))
         for x, y in zip(xs, ys):
             offset = (dx, abs(dy)) if y < 8 else (dx, dy)  # near the axis: above the point, not on the tick labels
-            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=offset, fontsize=8,
+            ax.annotate(_whole(y), (x, y), textcoords="offset points", xytext=offset, fontsize=8,
                         color=style["color"])  # fmt: skip
     counted = data.counted_curve()
     if counted is not None:  # like with like: AutoAttack's own figure counts images right on all of its checks
@@ -209,7 +210,7 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
             label=f"adaptive worst case counted as {TITLES_SHORT.get(name, name)} counts (right on all {k} draws)",
         )
         for x, y in zip(xs, ys):
-            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(-18, 5), fontsize=7,
+            ax.annotate(_whole(y), (x, y), textcoords="offset points", xytext=(-18, 5), fontsize=7,
                         color=STYLES["adaptive"]["color"])  # fmt: skip
     first = next(iter(data.curves.values()))[0]
     clean = 100 * first.clean["accuracy"]
@@ -239,3 +240,12 @@ def eps_curve_figure(data: EpsCurves) -> Figure:
     else:
         figure.tight_layout()
     return figure
+
+
+def _pct(fraction: float) -> str:
+    return f"{floor_percent(fraction):.2f} %"
+
+
+def _whole(percent: float) -> str:
+    """A point's label: whole percent, floored (9.8 reads 9, never 10)."""
+    return f"{floor_percent(percent / 100, 0):.0f}"

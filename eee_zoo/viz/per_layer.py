@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from matplotlib.figure import Figure
 
+from .._percent import floor_percent
 from .._progress import Progress, ProgressOutput
 from ..adaptive import Attack
 from ..adaptive.surrogates import Surrogate
@@ -168,7 +169,7 @@ def per_layer_figure(data: PerLayer) -> Figure:
         ax.bar(where, values, width, yerr=[low, high], capsize=3, color=COLOURS[condition], label=text,
                error_kw={"elinewidth": 0.8, "ecolor": "#333333"})  # fmt: skip
         for xpos, v, h in zip(where, values, high):
-            ax.text(xpos, v + h + 1.0, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+            ax.text(xpos, v + h + 1.0, f"{floor_percent(v / 100, 0):.0f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(centres, labels)
     ax.set_ylabel("accuracy (%), per draw of the deployed model")
     ax.set_ylim(0, 112)

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from matplotlib.figure import Figure
 
+from .._percent import percent_text
 from .attack_runs import AttackRun
 from .classes import class_names
 from .predictions import draw_logits
@@ -150,7 +151,8 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
     for panel, run in zip(panels, data.runs):
         acc = run.robust
         panel.suptitle(
-            f"{run.title}\nrobust accuracy {acc['accuracy']:.2%} (n={acc['n']}), broken: {int(run.broken.sum())}",
+            f"{run.title}\nrobust accuracy {percent_text(acc['accuracy'])} (n={acc['n']}), "
+            f"broken: {int(run.broken.sum())}",
             fontsize=10, fontweight="bold", y=top,
         )  # fmt: skip
         grid = panel.add_gridspec(data.k, 3, left=0.03, right=0.97, top=top - 0.75 / figure.get_figheight(),
