@@ -95,7 +95,7 @@ def test_list(cards: Path, capsys: pytest.CaptureFixture) -> None:
     assert "no models match" in capsys.readouterr().out
 
 
-def test_list_leads_with_the_best_known_figure(cards: Path, capsys: pytest.CaptureFixture) -> None:
+def test_list_and_info_lead_with_the_best_known_figure(cards: Path, capsys: pytest.CaptureFixture) -> None:
     """The lowest robust accuracy any attack reached on the deployed model, with its interval and what it counts."""
     common = {"n_examples": 4, "norm": "Linf", "eps": 8 / 255, "seed": 0, "stochastic": True, "results_file": "r.json"}
     set_results(
@@ -118,6 +118,9 @@ def test_list_leads_with_the_best_known_figure(cards: Path, capsys: pytest.Captu
     assert run(["list", "Tiny-2", "--cards-dir", str(cards), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["best_known"]["value"] == 25.0 and row["best_known"]["interval"] == [4.56, 69.94]
+    assert run(["info", "Tiny-2", "--cards-dir", str(cards)]) == 0
+    expected = "best-known:   25.00 % [4.56, 69.94] robust at Linf eps 8/255 (AutoAttack standard"
+    assert expected in capsys.readouterr().out
 
 
 def test_info(cards: Path, capsys: pytest.CaptureFixture) -> None:
@@ -125,6 +128,7 @@ def test_info(cards: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(["info", "Tiny-2", "--cards-dir", str(cards)]) == 0
     out = capsys.readouterr().out
     assert card.sha256 in out and card.repo_id in out and "none yet" in out and '"airbench"' in out
+    assert "best-known:   - (no robust accuracy at the default eps yet)" in out
 
     assert run(["info", "Tiny-2", "--cards-dir", str(cards), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

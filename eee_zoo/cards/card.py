@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import posixpath
 import re
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..datasets import NUM_CLASSES, TITLES, parse_dataset, parse_threat_model
+from ..datasets import DEFAULT_EPS, NUM_CLASSES, TITLES, parse_dataset, parse_threat_model
+from .results import best_known_result
 
 __all__ = [
     "CARD_FILENAME",
@@ -128,6 +130,14 @@ class ZooCard:
             "architecture": copy.deepcopy(self.architecture),
             "training": copy.deepcopy(self.training),
         }
+
+    def best_known(self, eps: float | None = None) -> dict[str, Any] | None:
+        """The headline: the lowest robust accuracy any attack reached on the deployed model at ``eps`` (default: the
+        threat model's default eps), as :func:`~eee_zoo.cards.best_known_result` picks it; None where none was."""
+        eps = DEFAULT_EPS[self.threat_model] if eps is None else eps
+        same = [r for r in self.results if r["norm"] == self.threat_model and r["eps"] is not None]
+        same = [r for r in same if math.isclose(r["eps"], eps, rel_tol=1e-4)]
+        return best_known_result(same, self.stochastic_inference)
 
     def best_result(self, metric: str, version: str | None = None) -> dict[str, Any] | None:
         """The result with the most examples for ``metric`` (and AutoAttack ``version``), if any."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import Any
 
 from . import add_card_arguments
 
-HELP = "Show a checkpoint's card: Hub location, sha256, inference mode, architecture, training and results."
+HELP = (
+    "Show a checkpoint's card: Hub location, sha256, inference mode, best-known robust accuracy, architecture, "
+    "training and results."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         ("hub", f"{card.repo_id} @ {card.revision} / {card.filename}"),
         ("sha256", card.sha256),
         ("inference", f"{inference} (generator seed {stack.get('seed', 0)})"),
+        ("best-known", _best_known_text(card)),
         ("training", training),
     ):
         print(f"  {label + ':':<14}{value}")
@@ -52,3 +57,16 @@ def run(args: argparse.Namespace) -> int:
             f"--threat-model {card.threat_model} --write-card"
         )
     return 0
+
+
+def _best_known_text(card: Any) -> str:
+    from ..cards import format_eps, interval_text, result_label
+
+    best = card.best_known()
+    if best is None:
+        return "- (no robust accuracy at the default eps yet)"
+    eps = format_eps(best["eps"], best["norm"])
+    return (
+        f"{best['value']:.2f} % {interval_text(best)} robust at {best['norm']} eps {eps} ({result_label(best)}, "
+        f"seed {best['seed']}; the lowest any attack reached: an upper bound)"
+    )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
-from ..cards import best_known_result, interval_text, result_label
-from ..datasets import DEFAULT_EPS
+from ..cards import interval_text, result_label
 from . import add_card_arguments
 
 HELP = (
@@ -84,9 +82,7 @@ def _deployed_clean(card: Any) -> dict[str, Any] | None:
 
 
 def _best_known(card: Any) -> dict[str, Any] | None:
-    eps = DEFAULT_EPS[card.threat_model]
-    same = [r for r in card.results if r["norm"] == card.threat_model and math.isclose(r["eps"], eps, rel_tol=1e-4)]
-    best = best_known_result(same, card.stochastic_inference)
+    best = card.best_known()
     if best is None:
         return None
     return {**_figure(best), "label": result_label(best), "seed": best["seed"], "results_file": best["results_file"]}
