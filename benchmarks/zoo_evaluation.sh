@@ -64,7 +64,7 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # (eee_zoo.adaptive.result.headline_column) came in (Gauss025: its headline is pgd-mean-eot's column):
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_Gauss025/adaptive/zoo_eps8-255_n100_seed0_a64877b1a61a.json
 # The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml: rand and standard-det at
-# n=1000, the zoo preset's worst case at n=500). Until a GPU is lent, their only adaptive bound is the quick preset
+# n=1000, the zoo preset's worst case on the same 1000 images with their examples, --autoattack-runs). Until a GPU is lent, their only adaptive bound is the quick preset
 # (APGD-CE on the mean of the logits, 10 iterations; PGD with EOT 2, 10 steps) without AutoAttack's examples, at
 # n=100 on the CPU (AutoAttack rand on a full-width ResNet-18 takes hours here): an upper bound like any other, far
 # weaker than the zoo preset, so the GPU run supersedes it (worktree at f2047dd, 2026-12-01; log

@@ -188,3 +188,27 @@ def test_the_committed_queue_is_valid() -> None:
     for entry, recipe in recipes:
         card = REPO_ROOT / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
         assert (entry["state"] != "queued") == card.is_file(), entry  # trained entries have their card here
+
+
+def test_the_queue_s_adaptive_runs_can_reuse_its_autoattack_runs() -> None:
+    """--autoattack-runs finds AutoAttack runs of its own configuration (eee_zoo.evaluate's default batch size, the
+    same n and seed): every AutoAttack run before such an adaptive run on the same checkpoint must be one."""
+    from eee_zoo.evaluation import DEFAULT_BATCH_SIZE
+
+    def option(args: list, flag: str, default: object = None) -> object:
+        return args[args.index(flag) + 1] if flag in args else default
+
+    queue = load_queue()
+    runs = [(None, e) for e in queue.evaluations] + [(j["checkpoint"], j) for j in queue.jobs]
+    reusing = [
+        (who, r) for who, r in runs if r["command"] == "benchmarks.adaptive" and "--autoattack-runs" in r["args"]
+    ]
+    assert reusing, "the queue's adaptive runs take AutoAttack's examples from its runs"
+    for who, adaptive in reusing:
+        n, seed = option(adaptive["args"], "--n-examples"), option(adaptive["args"], "--seed")
+        feeding = [r for w, r in runs if w == who and r["command"] == "benchmarks.run"]
+        feeding = [r for r in feeding if option(r["args"], "--n-examples") == n and option(r["args"], "--seed") == seed]
+        if who is None:  # every entry's: its own rand and standard-det evaluations feed it
+            assert {option(r["args"], "--version") for r in feeding} == {"rand", "standard"}
+        for r in feeding:
+            assert int(option(r["args"], "--batch-size", DEFAULT_BATCH_SIZE)) == DEFAULT_BATCH_SIZE, (who, r)
