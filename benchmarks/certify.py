@@ -31,7 +31,7 @@ from eee_zoo.certify import DEFAULT_BATCH_SIZE, CertifyResult, certify
 from eee_zoo.commands.certify import add_certify_arguments, certify_kwargs
 
 from .checkpoints import add_checkpoint_arguments, score_checkpoints
-from .results import RESULTS_DIR, ResultsError, percent_floor
+from .results import RESULTS_DIR, ResultsError, interval_percent, percent_floor
 
 __all__ = [
     "certified_card_problems", "certified_card_results", "certified_path", "certified_version", "iter_certified",
@@ -108,7 +108,7 @@ def certified_card_results(result: dict[str, Any], results_file: str) -> list[di
     }  # fmt: skip
     return [
         {**common, "value": percent_floor(c["correct"], n), "correct": c["correct"], "eps": c["radius"],
-         "radius_linf": c["radius_linf"]}
+         "radius_linf": c["radius_linf"], "interval": interval_percent(c["interval"])}
         for c in result["certified"]
     ]  # fmt: skip
 
@@ -140,6 +140,8 @@ def certified_card_problems(card: Any, r: dict[str, Any], path: Path) -> list[st
         out.append(f"the results file has no certified accuracy at L2 radius {r['eps']}")
     elif at[0]["correct"] != r["correct"] or abs(r["value"] - 100.0 * at[0]["correct"] / data["n_examples"]) > 0.005:
         out.append(f"{r['correct']} correct ({r['value']} %) in the card but {at[0]['correct']} in the results file")
+    elif r.get("interval") != (interval := interval_percent(at[0]["interval"])):
+        out.append(f"95 % interval {r.get('interval')} in the card but {interval} in the results file")
     if (data.get("data") or {}).get("source") != _LOAD_SOURCE:
         out.append("the results file was computed on caller-provided images")
     return out

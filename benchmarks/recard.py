@@ -5,7 +5,8 @@
 For when the rule that turns a results file into card figures changes (e.g. the adaptive headline column,
 :func:`eee_zoo.adaptive.result.headline_column`): each file's card entries are derived again exactly as
 ``--write-card`` derives them after a run (:func:`~benchmarks.results.card_results` for AutoAttack,
-:func:`~benchmarks.results.adaptive_card_results` for the adaptive worst case), written into the card of the
+:func:`~benchmarks.results.adaptive_card_results` for the adaptive worst case,
+:func:`~benchmarks.certify.certified_card_results` for randomized smoothing), written into the card of the
 checkpoint the file names, and the leaderboard is rebuilt. A worst-case file's summary beside it (``.log``) is
 written again from the file, so it shows the same headline.
 """
@@ -13,6 +14,7 @@ written again from the file, so it shows the same headline.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from eee_zoo.adaptive.result import AdaptiveResult
 from eee_zoo.cards import set_results
 from eee_zoo.registry import get_card
 
+from .certify import certified_card_results
 from .results import (
     RESULTS_DIR,
     adaptive_card_results,
@@ -37,10 +40,14 @@ __all__ = ["main", "recard"]
 def recard(path: str | Path, *, cards_dir: str | Path | None = None, results_dir: str | Path | None = None) -> Path:
     """Write one results file's figures into its model card again; returns the card's path."""
     path = Path(path)
-    data = load_result(path)  # names the file when it is not one
+    certified = path.parent.name == "certified"  # randomized smoothing's files (benchmarks.certify) have their own form
+    data = json.loads(path.read_text()) if certified else load_result(path)  # names the file when it is not one
     ref = results_file_reference(path, results_dir if results_dir is not None else RESULTS_DIR)
-    card = get_card(data["model_name"], data["dataset"], data["threat_model"], cards_dir=cards_dir)
-    if is_worst_case(data):
+    threat_model = data.get("threat_model") or path.parents[2].name  # a certification file's folder names it
+    card = get_card(data["model_name"], data["dataset"], threat_model, cards_dir=cards_dir)
+    if certified:
+        entries = certified_card_results(data, ref)
+    elif is_worst_case(data):
         entries = adaptive_card_results(data, ref)
         atomic_write_text(path.with_suffix(".log"), AdaptiveResult.from_dict(data).summary() + "\n")
     else:

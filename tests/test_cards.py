@@ -193,6 +193,20 @@ def test_inference_mode_is_part_of_a_results_identity(card_dir: Path) -> None:
     assert "| deterministic | 75.00 | - | 3 / 4 |" in text and "| stochastic | 25.00 | - | 1 / 4 |" in text
 
 
+def test_the_certified_section_holds_the_deployed_mode_s_clean_accuracy(card_dir: Path) -> None:
+    """Its clean row says "deployed": of a stochastic checkpoint, the stochastic clean accuracy, not the
+    deterministic mode's of the same n (the first one found, before)."""
+    assert load_card(card_dir).stochastic_inference
+    det = clean(1, 4, stochastic=False, results_file="benchmarks/results/det.json", interval=[0.63, 80.59])
+    sto = clean(3, 4, stochastic=True, results_file="benchmarks/results/sto.json", interval=[19.41, 99.37])
+    certified = {**clean(2, 4), "metric": "certified_accuracy", "version": "cohen-sigma0.25", "norm": "L2",
+                 "eps": 0.25, "results_file": "benchmarks/results/c.json", "interval": [6.75, 93.25]}  # fmt: skip
+    set_results(card_dir, [det, sto, certified])
+    text = (card_dir / "README.md").read_text()
+    assert "| upper: clean | deployed | none | 75.00 | [19.41, 99.37] | 3 / 4 |" in text
+    assert "| 50.00 | [6.75, 93.25] | 2 / 4 |" in text
+
+
 def test_a_results_interval_is_shown_and_must_hold_its_value(card_dir: Path) -> None:
     set_results(card_dir, [robust(1, 4, "rand", interval=[4.56, 69.94])])
     assert "| 25.00 | [4.56, 69.94] | 1 / 4 |" in (card_dir / "README.md").read_text()

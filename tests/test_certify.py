@@ -7,6 +7,7 @@ out-of-range inputs), and a slow linear model killed with SIGKILL mid-run and re
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -329,6 +330,14 @@ def test_results_file_card_and_leaderboard_come_from_the_run(zoo: dict) -> None:
     text = card.card_path.read_text()
     assert "### Certified (lower bound) beside empirical (upper bound)" in text and "L-inf 4.60/255" in text
     assert check_card(card.card_path, root=zoo["results"].parents[1]) == []
+    assert all(r["interval"][0] <= r["value"] <= r["interval"][1] for r in rows)  # each with its 95 % interval
+    lo, hi = rows[0]["interval"]
+    assert f"| {rows[0]['value']:.2f} | [{lo:.2f}, {hi:.2f}] |" in text
+    original = copy.deepcopy(data)
+    data["certified"][0]["interval"] = [0.0, 1.0]  # an interval the file no longer backs is reported
+    path.write_text(json.dumps(data))
+    assert any("95 % interval" in p for p in check_card(card.card_path, root=zoo["results"].parents[1]))
+    data = original
     data["certified"][0]["correct"] += 1  # a card number the file no longer backs is reported
     path.write_text(json.dumps(data))
     assert any("in the results file" in p for p in check_card(card.card_path, root=zoo["results"].parents[1]))

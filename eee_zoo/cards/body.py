@@ -247,18 +247,19 @@ def _certified_section(card: ZooCard) -> str:
         return ""
     dim = 3 * card.architecture.get("input_size", 32) ** 2
     rows = [
-        "| Bound | Classifier | Threat | Accuracy (%) | Correct / n | Seed | Results file |",
-        "|---|---|---|---:|---:|---:|---|",
+        "| Bound | Classifier | Threat | Accuracy (%) | 95 % interval | Correct / n | Seed | Results file |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in sorted(certified, key=lambda r: (r["version"], r["eps"], -r["n_examples"])):
         linf = 255 * float(r.get("radius_linf") or r["eps"] / math.sqrt(dim))
         rows.append(
             f"| lower: certified | smoothed, `{r['version']}` | L2 radius {r['eps']:g} (L-inf {linf:.2f}/255) "
-            f"| {r['value']:.2f} | {r['correct']} / {r['n_examples']} | {r['seed']} | `{r['results_file']}` |"
+            f"| {r['value']:.2f} | {interval_text(r)} | {r['correct']} / {r['n_examples']} | {r['seed']} "
+            f"| `{r['results_file']}` |"
         )
-    clean = max(
-        (r for r in card.results if r["metric"] == "clean_accuracy"), key=lambda r: r["n_examples"], default=None
-    )
+    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
+    deployed = [r for r in cleans if r.get("stochastic") in (None, card.stochastic_inference)]  # the row says so
+    clean = max(deployed, key=lambda r: r["n_examples"], default=None)
     budgets = sorted({(r["norm"], r["eps"]) for r in card.results if r["metric"] == "robust_accuracy"})
     for norm, eps in budgets:
         best = best_known_result(
@@ -267,12 +268,13 @@ def _certified_section(card: ZooCard) -> str:
         if best is not None:
             rows.append(
                 f"| upper: best-known attack | deployed, {result_label(best)} | {norm} eps {format_eps(eps, norm)} "
-                f"| {best['value']:.2f} | {best['correct']} / {best['n_examples']} | {best['seed']} "
-                f"| `{best['results_file']}` |"
+                f"| {best['value']:.2f} | {interval_text(best)} | {best['correct']} / {best['n_examples']} "
+                f"| {best['seed']} | `{best['results_file']}` |"
             )
     if clean is not None:
         rows.append(
-            f"| upper: clean | deployed | none | {clean['value']:.2f} | {clean['correct']} / {clean['n_examples']} "
+            f"| upper: clean | deployed | none | {clean['value']:.2f} | {interval_text(clean)} "
+            f"| {clean['correct']} / {clean['n_examples']} "
             f"| {'-' if clean['seed'] is None else clean['seed']} | `{clean['results_file']}` |"
         )
     return (
