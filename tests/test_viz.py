@@ -157,6 +157,17 @@ def test_class_maximisation_raises_the_target_logit_and_is_seeded(model) -> None
     assert "cat" in figure.axes[1].get_title()
 
 
+def test_class_maximisation_caption_never_rounds_its_hit_rate_up(model) -> None:
+    from eee_zoo.viz.class_maximisation import _summary
+
+    data = maximise_classes(model, "cifar10", settings=FAST_MAX, seed=3, model_name="tiny")
+    assert data.hits.numel() == 20 and data.judge_draws == 3
+    hits = torch.zeros_like(data.hits)
+    hits.view(-1)[:12] = 3
+    hits.view(-1)[12] = 1  # 37 of 60 image-draws: 61.67 %, which rounding would call 62 %
+    assert "predicted as the target on 61% of" in _summary(dataclasses.replace(data, hits=hits))
+
+
 def test_class_maximisation_beside_a_plain_baseline(model) -> None:
     torch.manual_seed(0)
     baseline = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from matplotlib.figure import Figure
 
+from .._percent import floor_percent
 from .._progress import Progress, ProgressOutput
 from ..adaptive.surrogates import Surrogate, stochastic_mode
 from ..evaluation.seeds import preserve_model_seeds
@@ -172,7 +173,8 @@ def _summary(data: ClassMaximisation) -> str:
     per_draw = float(data.hits.sum()) / (data.hits.numel() * data.judge_draws)
     judged = f"{data.judge_draws} draws" if data.judge_draws > 1 else "one pass"
     return (
-        f"mean p(target) {float(data.p_target.mean()):.2f}; predicted as the target on {per_draw:.0%} of "
+        f"mean p(target) {float(data.p_target.mean()):.2f}; predicted as the target on "
+        f"{floor_percent(per_draw, 0):.0f}% of "
         f"{judged}; target logit up on {int((data.logit_end > data.logit_start).sum())}/{data.hits.numel()}"
     )
 
