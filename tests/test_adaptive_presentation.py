@@ -195,7 +195,7 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
     header = next(line for line in markdown.splitlines() if line.startswith("| Model | Dataset / threat"))
     names = [c.strip() for c in header.split("|")[1:-1]]
     assert {"apgd-ce-det", "autoattack-rand", "pgd-mean-eot"} < set(names)  # the union of the rows' attacks
-    row = next(line for line in markdown.splitlines() if ref in line)
+    row = next(line for line in markdown.splitlines() if ref in line and line.startswith(f"| {NAME} "))
     cells = dict(zip(names, (c.strip() for c in row.split("|")[1:-1])))
     assert (cells["Clean, per draw"], cells["AutoAttack"]) == ("100.00", "25.00 (rand)")
     assert cells["**Headline, per draw**"] == "**12.50** [6.73, 20.62]"  # (0.067304, 0.206153) widened
@@ -213,6 +213,15 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
         in (info["footnote"])
     )
     assert "seed 0, 95% interval 6.73-20.62%" in info["footnote"] and ref in info["footnote"]
+
+    # the leaderboard opens with it: one row per checkpoint, the best-known figure beside AutoAttack's
+    lines = markdown.splitlines()
+    assert lines.index("## Headline: the best-known robust accuracy of each checkpoint") < lines.index(
+        "## AutoAttack: every measured configuration"
+    )
+    (top,) = [line for line in lines if line.startswith(f"| 1 | {NAME} ") and ref in line]
+    assert "| 25.00 [" in top and "(rand, n 100) | **12.50** [6.73, 20.62] |" in top
+    assert "adaptive 'zoo' worst case, per draw: 100 images x 4 fresh draws" in top
 
 
 def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) -> None:

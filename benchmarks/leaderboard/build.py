@@ -18,6 +18,7 @@ from ..results import RESULTS_DIR, iter_adaptive_results, iter_results
 from .adaptive_table import render_adaptive
 from .autoattack_table import render_markdown
 from .certified_table import render_certified
+from .headline_table import render_headline
 from .model_info import headline, model_info
 
 __all__ = ["HTML_DIR", "LEADERBOARD_MD", "MODEL_INFO_DIR", "build", "main", "render_html"]
@@ -63,6 +64,7 @@ def build(
     for path, data in iter_results(results_dir):
         per_model[(data["dataset"], data["threat_model"], data["model_name"])].append((path, data))
     boards: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    headlines: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)  # one model_info per checkpoint
     written: dict[str, Any] = {"model_info": [], "markdown": None, "html": []}
     base = results_dir.resolve().parents[1] if results_dir.resolve().parent.name == "benchmarks" else None
 
@@ -84,6 +86,7 @@ def build(
                 target = model_info_dir / dataset / threat / f"{name}.json"
                 atomic_write_json(target, info)
                 written["model_info"].append(target)
+                headlines[(dataset, threat)].append(info)
             # The Markdown board shows every measured configuration: the gap between versions is the point.
             boards[(dataset, threat)].append(info)
     for stale in sorted(model_info_dir.glob("*/*/*.json")):  # generated files whose results are gone
@@ -93,8 +96,11 @@ def build(
     from ..certify import iter_certified
 
     certified = [(reference(path), data) for path, data in iter_certified(results_dir)]
+    intro, autoattack_table = render_markdown(boards)
     tables = [
-        render_markdown(boards),
+        intro,
+        *render_headline(headlines),
+        autoattack_table,
         *render_adaptive(adaptive, autoattack, skipped=skipped),
         *render_certified(certified),
     ]
