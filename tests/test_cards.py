@@ -207,6 +207,31 @@ def test_the_certified_section_holds_the_deployed_mode_s_clean_accuracy(card_dir
     assert "| 50.00 | [6.75, 93.25] | 2 / 4 |" in text
 
 
+def test_the_card_opens_with_its_best_known_figure_and_keeps_it_current(card_dir: Path) -> None:
+    from eee_zoo.cards.body import GLANCE_END, GLANCE_START
+
+    path = card_dir / "README.md"
+    assert "**At a glance:** nothing measured yet" in path.read_text()  # an exported card has the block already
+    rand = robust(2, 4, "rand", stochastic=True, interval=[6.75, 93.25])
+    worst = robust(1, 4, "zoo/per-draw", stochastic=True, suite="adaptive", images=2, fresh_draws=2,
+                   interval=[0.63, 80.59], results_file="benchmarks/results/adaptive.json")  # fmt: skip
+    set_results(card_dir, [rand, worst, clean(3, 4, stochastic=True, interval=[19.41, 99.37])])
+    glance = path.read_text().split(GLANCE_START)[1].split(GLANCE_END)[0]
+    assert "**Best-known robust accuracy: 25.00 %** [0.63, 80.59], worst case over adaptive attacks" in glance
+    assert "AutoAttack `rand` (what RobustBench lists): 50.00 % [6.75, 93.25], n = 4" in glance
+    assert "Clean accuracy: 75.00 % [19.41, 99.37], n = 4." in glance
+
+    # A card written before the block existed gets it under its introduction, before the first section.
+    text = path.read_text()
+    older = text.replace(GLANCE_START + glance + GLANCE_END + "\n\n", "")
+    assert GLANCE_START not in older and older != text
+    path.write_text(older)
+    set_results(card_dir, [robust(0, 4, "standard", stochastic=True, interval=[0.0, 60.24])])
+    text = path.read_text()
+    assert text.count(GLANCE_START) == 1 and text.index(GLANCE_END) < text.index("## Model")
+    assert "**Best-known robust accuracy: 0.00 %** [0.00, 60.24], AutoAttack standard" in text
+
+
 def test_a_results_interval_is_shown_and_must_hold_its_value(card_dir: Path) -> None:
     set_results(card_dir, [robust(1, 4, "rand", interval=[4.56, 69.94])])
     assert "| 25.00 | [4.56, 69.94] | 1 / 4 |" in (card_dir / "README.md").read_text()

@@ -15,8 +15,10 @@ __all__ = [
     "LIMITATIONS_PLAIN",
     "RESULTS_END",
     "RESULTS_SECTION_RE",
+    "GLANCE_SECTION_RE",
     "RESULTS_START",
     "is_plain_classifier",
+    "glance_section",
     "render_body",
     "results_section",
 ]
@@ -24,6 +26,10 @@ __all__ = [
 RESULTS_START = "<!-- eee-zoo:results:start -->"
 RESULTS_END = "<!-- eee-zoo:results:end -->"
 RESULTS_SECTION_RE = re.compile(re.escape(RESULTS_START) + r".*?" + re.escape(RESULTS_END), re.DOTALL)
+# The headline at the top of the card (what a Hub visitor reads first), generated like the results section.
+GLANCE_START = "<!-- eee-zoo:at-a-glance:start -->"
+GLANCE_END = "<!-- eee-zoo:at-a-glance:end -->"
+GLANCE_SECTION_RE = re.compile(re.escape(GLANCE_START) + r".*?" + re.escape(GLANCE_END), re.DOTALL)
 
 
 # A single-resolution baseline's Limitations section.
@@ -90,6 +96,7 @@ def render_body(card: ZooCard, *, description: str | None = None) -> str:
     if description:
         parts.append(description.strip() + "\n")
     parts.append(intro)
+    parts.append(glance_section(card) + "\n")
     parts.append(
         "## Model\n\n| | |\n|---|---|\n"
         f"| Input | float images `[B, 3, {size}, {size}]` in [0, 1] (normalisation happens inside the model) |\n"
@@ -196,6 +203,45 @@ def _training_text(card: ZooCard) -> str:
         if key not in ("recipe", "seed", "command"):
             lines.append(f"- {key}: `{value}`")
     return "\n".join(lines)
+
+
+def glance_section(card: ZooCard) -> str:
+    """The card's headline, between its markers: the best-known robust accuracy at the threat model's default eps
+    (the lowest any attack reached on the deployed model), the AutoAttack figure RobustBench would list and the
+    deployed mode's clean accuracy, each with its 95 % interval, n and seed, from the card's results alone (so
+    ``benchmarks.results.check_card`` holds its figures to the results files like any other line of the card)."""
+    best = card.best_known()
+    if best is None:
+        return f"{GLANCE_START}\n**At a glance:** nothing measured yet (see *Results*).\n{GLANCE_END}"
+    lines = [
+        f"**At a glance** ({best['norm']}, eps = {format_eps(best['eps'], best['norm'])}; 95 % intervals in brackets; "
+        "every robust figure is an upper bound, a stronger attack may find less):",
+        "",
+        f"- **Best-known robust accuracy: {best['value']:.2f} %** {interval_text(best)}, {result_label(best)}, seed "
+        f"{best['seed']}: the lowest any of the zoo's attacks reached on the deployed model.",
+    ]
+    version = "rand" if card.stochastic_inference else "standard"
+    aa = [
+        r
+        for r in card.results
+        if r["metric"] == "robust_accuracy" and r["version"] == version and r["eps"] == best["eps"]
+        and r.get("stochastic") in (None, card.stochastic_inference)
+    ]  # fmt: skip
+    top = max(aa, key=lambda r: r["n_examples"], default=None)
+    if top is not None and top is not best:
+        lines.append(
+            f"- AutoAttack `{version}` (what RobustBench lists): {top['value']:.2f} % {interval_text(top)}, "
+            f"n = {top['n_examples']}, seed {top['seed']}."
+        )
+    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
+    clean = max(
+        (r for r in cleans if r.get("stochastic") in (None, card.stochastic_inference)),
+        key=lambda r: r["n_examples"],
+        default=None,
+    )
+    if clean is not None:
+        lines.append(f"- Clean accuracy: {clean['value']:.2f} % {interval_text(clean)}, n = {clean['n_examples']}.")
+    return GLANCE_START + "\n" + "\n".join(lines) + "\n" + GLANCE_END
 
 
 def results_section(card: ZooCard) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .._io import atomic_write_text
-from .body import RESULTS_SECTION_RE, render_body, results_section
+from .body import GLANCE_SECTION_RE, RESULTS_SECTION_RE, glance_section, render_body, results_section
 from .card import CARD_FILENAME, DATASET_TITLES, META_KEY, TASK_TYPE, ZooCard
 from .results import format_eps, is_retired_cascade, is_worst_case, result_identity, result_label, validate_result
 from .validate import model_card_from_text, parse_card, validate_card
@@ -169,6 +170,17 @@ def _eval_results(card: ZooCard) -> list[EvalResult]:
     return out
 
 
+def _with_glance(text: str, glance: str) -> str:
+    """``text`` with its at-a-glance block replaced, or (a card written before it existed) put before the first
+    second-level heading, under the title and introduction."""
+    if GLANCE_SECTION_RE.search(text):
+        return GLANCE_SECTION_RE.sub(lambda _: glance, text, count=1)
+    heading = re.search(r"^## ", text, re.MULTILINE)
+    if heading is None:
+        return text.rstrip("\n") + "\n\n" + glance + "\n"
+    return text[: heading.start()] + glance + "\n\n" + text[heading.start() :]
+
+
 def _rewrite(path: Path, mutate: Callable[[ZooCard], None]) -> None:
     """Read, mutate the typed card, write front matter + results section back; keep everything else."""
     with locked(path.parent):
@@ -187,6 +199,7 @@ def _rewrite(path: Path, mutate: Callable[[ZooCard], None]) -> None:
             model_card.text = RESULTS_SECTION_RE.sub(lambda _: section, model_card.text, count=1)
         else:
             model_card.text = model_card.text.rstrip("\n") + "\n\n## Results\n\n" + section + "\n"
+        model_card.text = _with_glance(model_card.text, glance_section(card))
         new_text = str(model_card)
         parse_card(model_card_from_text(new_text, path), path)  # never write a card that would not load
         atomic_write_text(path, new_text)
