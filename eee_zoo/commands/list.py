@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from ..cards import interval_text, result_label
 from . import add_card_arguments
 
 HELP = (
@@ -82,6 +81,8 @@ def _deployed_clean(card: Any) -> dict[str, Any] | None:
 
 
 def _best_known(card: Any) -> dict[str, Any] | None:
+    from ..cards import result_label
+
     best = card.best_known()
     if best is None:
         return None
@@ -96,6 +97,8 @@ def _best_cell(value: dict[str, Any] | None) -> str:
 
 def _number(value: dict[str, Any]) -> str:
     """The figure and, where the card has it, its 95 % interval: ``18.60 [15.43, 22.25]``."""
+    from ..cards import interval_text
+
     return f"{value['value']:.2f}" + ("" if value.get("interval") is None else f" {interval_text(value)}")
 
 
