@@ -29,6 +29,7 @@ leaderboard never looks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ __all__ = [
     "card_results", "check_card", "check_cards", "eps_tag", "examples_path", "interval_percent",
     "is_worst_case", "iter_adaptive_results", "iter_results", "load_result", "percent_floor", "result_filename",
     "result_path", "result_suite", "results_file_reference", "save_result", "user_results_dir",
+    "worst_case_configuration",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,21 @@ def adaptive_figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+# What makes two worst-case runs "the same configuration" apart from n: a larger one then holds the smaller one's
+# images with the same seeds (batches are seeded on their own), so the smaller is a subset, never a second figure.
+_CONFIGURATION_KEYS = (
+    "preset", "seed", "eps", "batch_size", "selection_draws", "final_draws", "tie_draws", "fresh_draws", "autoattack",
+    "autoattack_source", "cascade", "attacks",
+)  # fmt: skip
+
+
+def worst_case_configuration(result: dict[str, Any]) -> str:
+    """A short key of a worst-case result's configuration without its n (see ``_CONFIGURATION_KEYS``)."""
+    same = {k: result.get(k) for k in _CONFIGURATION_KEYS}
+    same["autoattack_source"] = same["autoattack_source"] or "batch"  # files from before the option
+    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dict[str, Any]]:
     """The card entries of a worst-case adaptive result: robust accuracy per draw (the headline) and on every draw.
 
@@ -288,7 +305,8 @@ def adaptive_card_results(result: dict[str, Any], results_file: str) -> list[dic
     if result.get("autoattack_overrides"):
         raise ResultsError("a result with reduced AutoAttack settings cannot go into a model card")
     common = {"norm": result["threat_model"], "eps": result["eps"], "seed": result["seed"],
-              "stochastic": bool(result.get("stochastic", True))}  # fmt: skip
+              "stochastic": bool(result.get("stochastic", True)),
+              "configuration": worst_case_configuration(result)}  # fmt: skip
     return [
         {"metric": "robust_accuracy", "value": percent_floor(f["correct"], f["n_examples"]), "version": version,
          **f, **common, "suite": "adaptive", "results_file": results_file}

@@ -76,7 +76,8 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # adaptive_ResNet18w16_CPU_CrossMax_n500_aa-run.log). The worst case takes AutoAttack's examples from these two runs
 # (--autoattack-runs: the state folder benchmarks.run keeps, ~/.cache/eee_zoo/autoattack) instead of running
 # AutoAttack again in each batch; its batches are kept in benchmarks/state, so it resumes on any machine (where the
-# AutoAttack runs' state is not there, it runs them again first, the same configuration):
+# AutoAttack runs' state is not there, it runs them again first, the same configuration). The worst case ran in two
+# sessions (batches 0-1 at 1157b66, 2-4 resumed at fac2298, 89 min); card and leaderboard from its results file:
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard

@@ -171,6 +171,22 @@ def test_a_larger_run_of_the_same_configuration_replaces_its_first_images() -> N
     assert best_known(rand, [("quick.json", other), ("large.json", large)])["results_file"] == "quick.json"
 
 
+def test_the_card_and_the_leaderboard_agree_on_which_run_is_the_same_configuration() -> None:
+    """A smaller run of another batch size (or AutoAttack source) is a second measurement, the lower of the two
+    counts; one of the same configuration is the larger run's first images. Both places decide it alike."""
+    from benchmarks.leaderboard import best_known
+
+    rand = json.loads(RAND.read_text())
+    large = worst_case([1] * 180 + [2] * 20, {}, fresh_draws=5)  # 22 %
+    for extra, same in (({}, True), ({"batch_size": 50}, False), ({"autoattack_source": "run"}, False)):
+        small = worst_case([1] * 100, {}, fresh_draws=5, **extra)  # 20 %
+        board = best_known(rand, [("small.json", small), ("large.json", large)])["results_file"]
+        entries = [validate_result(r) for f, x in (("small.json", small), ("large.json", large))
+                   for r in adaptive_card_results(x, f)]  # fmt: skip
+        card = best_known_result(entries, stochastic_inference=True)["results_file"]
+        assert board == card == ("large.json" if same else "small.json"), extra
+
+
 # ============================================================================================ leaderboard
 def _build(root: Path) -> tuple[str, dict[str, Any]]:
     written = build(

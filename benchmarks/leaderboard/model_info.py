@@ -10,7 +10,7 @@ from typing import Any
 from eee_zoo.adaptive.result import headline_column
 from eee_zoo.cards import result_suite
 
-from ..results import eps_tag, interval_percent, is_worst_case, percent_floor
+from ..results import eps_tag, interval_percent, is_worst_case, percent_floor, worst_case_configuration
 from .formatting import fraction_floor
 
 __all__ = ["CAVEAT", "LOAD_SOURCE", "PAPER", "best_known", "headline", "model_info", "per_draw", "same_checkpoint"]
@@ -120,14 +120,11 @@ def best_known(
 
 
 def _superseded(r: dict[str, Any], candidates: Sequence[tuple[str, dict[str, Any]]]) -> bool:
-    """Whether a larger run of ``r``'s configuration exists: its first images and seeds are ``r``'s (batches are
-    seeded on their own), so ``r`` is a subset of it; taking the lower of the two would pick the noisier figure."""
-    same = ("preset", "seed", "batch_size", "selection_draws", "final_draws", "tie_draws", "fresh_draws")
-    same += ("autoattack", "cascade")
-    return any(
-        o["n_examples"] > r["n_examples"] and all(o.get(k) == r.get(k) for k in same) and o["attacks"] == r["attacks"]
-        for _, o in candidates
-    )
+    """Whether a larger run of ``r``'s configuration exists (:func:`~benchmarks.results.worst_case_configuration`):
+    its first images and seeds are ``r``'s (batches are seeded on their own), so ``r`` is a subset of it; taking
+    the lower of the two would pick the noisier figure."""
+    key = worst_case_configuration(r)
+    return any(o["n_examples"] > r["n_examples"] and worst_case_configuration(o) == key for _, o in candidates)
 
 
 def _best_known_text(best: dict[str, Any]) -> str:
