@@ -244,11 +244,26 @@ step12() {
   done
 }
 
+step13() {
+  # 13. class maximisation drawn again after its caption stopped rounding the hit rate up (2026-12-02, worktree at
+  #     a8c8a50; logs figures_class_max_s15.log): the four whose caption had changed. The ResNet18_GPU images and
+  #     numbers came back bit for bit; the airbench ones differ at float precision (their logits at the start
+  #     already differ in the 7th digit: CPU kernels, not seeds), so their 100 steps ended elsewhere.
+  for name in Airbench_CPU_CrossMax_FGSM Airbench_CPU_CrossMax_Gauss025; do
+    nice -n 19 eee-zoo visualize "$name" --what class-max --out "benchmarks/figures/$name" --n 100 \
+      --baseline Airbench_CPU_Baseline --seed 0 > "benchmarks/figures/$name/figures_class_max_s15.log" 2>&1
+  done
+  for name in ResNet18_GPU_CrossMax ResNet18_GPU_CrossMax_FGSM; do
+    nice -n 19 eee-zoo visualize "$name" --what class-max --out "benchmarks/figures/$name" --n 100 --seed 0 \
+      > "benchmarks/figures/$name/figures_class_max_s15.log" 2>&1
+  done
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 13 6); fi
 for step in "${steps[@]}"; do "step$step"; done
