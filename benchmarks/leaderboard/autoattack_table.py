@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from .formatting import table_start
 from .model_info import CAVEAT
 
 __all__ = ["render_markdown"]
+
+
+COLUMNS = (
+    "#",
+    "Model",
+    "Inference",
+    "AutoAttack",
+    "eps",
+    "Clean accuracy",
+    "Robust accuracy",
+    "n",
+    "Checks",
+    "Results file",
+)
 
 
 def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[str, str]:
@@ -27,13 +42,7 @@ def render_markdown(boards: dict[tuple[str, str], list[dict[str, Any]]]) -> tupl
     if not boards:
         lines.append("No results yet: run `python -m benchmarks.run --all`.")
     for (dataset, threat), infos in sorted(boards.items()):
-        lines += [
-            f"### {dataset} / {threat}",
-            "",
-            "| # | Model | Inference | AutoAttack | eps | Clean accuracy | Robust accuracy | n | Checks "
-            "| Results file |",
-            "|---:|---|---|---|---|---:|---:|---:|---|---|",
-        ]
+        lines += table_start(f"{dataset} / {threat}", COLUMNS, "rllllrrrll")
 
         def order(i: dict[str, Any]) -> tuple:
             return (i["eee_zoo"]["checkpoint"], i["eee_zoo"]["version"], -i["eee_zoo"]["n_examples"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .formatting import table_start
+
 __all__ = ["render_headline"]
 
 INTRO = (
@@ -18,17 +20,17 @@ INTRO = (
 )
 
 
+COLUMNS = (
+    "#", "Model", "Inference", "eps", "Clean accuracy", "AutoAttack", "Best-known robust accuracy", "Counted as",
+    "Seed", "Results file",
+)  # fmt: skip
+
+
 def render_headline(headlines: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     """Markdown lines from ``{(dataset, threat_model): [model_info of each checkpoint's headline result, ...]}``."""
     lines = ["## Headline: the best-known robust accuracy of each checkpoint", "", INTRO, ""]
     for (dataset, threat), infos in sorted(headlines.items()):
-        lines += [
-            f"### {dataset} / {threat}",
-            "",
-            "| # | Model | Inference | eps | Clean accuracy | AutoAttack | Best-known robust accuracy | Counted as "
-            "| Seed | Results file |",
-            "|---:|---|---|---|---:|---:|---:|---|---:|---|",
-        ]
+        lines += table_start(f"{dataset} / {threat}", COLUMNS, "rlllrrrlrl")
         ranked = sorted(infos, key=lambda i: (-i["external"], i["eee_zoo"]["checkpoint"]))
         for rank, info in enumerate(ranked, start=1):
             z, best = info["eee_zoo"], info["eee_zoo"]["external"]
