@@ -247,8 +247,9 @@ step12() {
 step13() {
   # 13. class maximisation drawn again after its caption stopped rounding the hit rate up (2026-12-02, worktree at
   #     a8c8a50; logs figures_class_max_s15.log): the four whose caption had changed. The ResNet18_GPU images and
-  #     numbers came back bit for bit; the airbench ones differ at float precision (their logits at the start
-  #     already differ in the 7th digit: CPU kernels, not seeds), so their 100 steps ended elsewhere.
+  #     numbers came back bit for bit; the airbench ones differ from their drawing at 690eea6 at float precision
+  #     (their logits at the start already differ in the 7th digit, so their 100 steps ended elsewhere). Drawn twice
+  #     now they are identical, PNG bytes included: the arithmetic of the code changed between the two, not a seed.
   for name in Airbench_CPU_CrossMax_FGSM Airbench_CPU_CrossMax_Gauss025; do
     nice -n 19 eee-zoo visualize "$name" --what class-max --out "benchmarks/figures/$name" --n 100 \
       --baseline Airbench_CPU_Baseline --seed 0 > "benchmarks/figures/$name/figures_class_max_s15.log" 2>&1
