@@ -170,7 +170,6 @@ class EvaluationResult:
 
     def summary(self) -> str:
         """Human-readable lines: clean, each attack, robust, checks; each figure says what it counts."""
-        lo, hi = self.clean_interval
         judged = "one stochastic draw per image" if self.stochastic else "deterministic mode"
         lines = [
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
@@ -180,14 +179,12 @@ class EvaluationResult:
             f"{self.confidence:.0%} CI {interval_percent_text(self.clean_interval, '-')}; {judged})",
         ]
         for step in self.attacks:
-            lo, hi = step.interval
             speed = f", {step.images_per_second:.2f} img/s" if step.images_per_second else ""
             lines.append(
                 f"  after {step.attack:<10} {percent_text(step.accuracy, 7)}  ({step.robust}/{self.n_examples}, "
                 f"CI {interval_percent_text(step.interval, '-')}; {step.attacked} attacked in "
                 f"{step.seconds:.1f} s{speed})" + ("" if step.ran else " [skipped: nothing left]")
             )
-        lo, hi = self.robust_interval
         lines.append(
             f"  robust accuracy  {percent_text(self.robust_accuracy, 7)}  ({self.robust_correct}/{self.n_examples}, "
             f"{self.confidence:.0%} CI {interval_percent_text(self.robust_interval, '-')}; {judged}, right after every "
