@@ -233,12 +233,7 @@ def glance_section(card: ZooCard) -> str:
             f"- AutoAttack `{version}` (what RobustBench lists): {top['value']:.2f} % {interval_text(top)}, "
             f"n = {top['n_examples']}, seed {top['seed']}."
         )
-    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
-    clean = max(
-        (r for r in cleans if r.get("stochastic") in (None, card.stochastic_inference)),
-        key=lambda r: r["n_examples"],
-        default=None,
-    )
+    clean = card.deployed_clean()
     if clean is not None:
         lines.append(f"- Clean accuracy: {clean['value']:.2f} % {interval_text(clean)}, n = {clean['n_examples']}.")
     return GLANCE_START + "\n" + "\n".join(lines) + "\n" + GLANCE_END
@@ -303,9 +298,7 @@ def _certified_section(card: ZooCard) -> str:
             f"| {r['value']:.2f} | {interval_text(r)} | {r['correct']} / {r['n_examples']} | {r['seed']} "
             f"| `{r['results_file']}` |"
         )
-    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
-    deployed = [r for r in cleans if r.get("stochastic") in (None, card.stochastic_inference)]  # the row says so
-    clean = max(deployed, key=lambda r: r["n_examples"], default=None)
+    clean = card.deployed_clean()  # the row says "deployed"
     budgets = sorted({(r["norm"], r["eps"]) for r in card.results if r["metric"] == "robust_accuracy"})
     for norm, eps in budgets:
         best = best_known_result(

@@ -139,6 +139,13 @@ class ZooCard:
         same = [r for r in same if math.isclose(r["eps"], eps, rel_tol=1e-4)]
         return best_known_result(same, self.stochastic_inference)
 
+    def deployed_clean(self) -> dict[str, Any] | None:
+        """The clean accuracy of the inference mode the checkpoint ships with (or of a result that did not record its
+        mode) measured on the most examples; None where there is none."""
+        cleans = [r for r in self.results if r["metric"] == "clean_accuracy"]
+        deployed = [r for r in cleans if r.get("stochastic") in (None, self.stochastic_inference)]
+        return max(deployed, key=lambda r: r["n_examples"], default=None)
+
     def best_result(self, metric: str, version: str | None = None) -> dict[str, Any] | None:
         """The result with the most examples for ``metric`` (and AutoAttack ``version``), if any."""
         matches = [r for r in self.results if r["metric"] == metric and (version is None or r["version"] == version)]

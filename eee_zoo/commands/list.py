@@ -55,7 +55,7 @@ def summarize(card: Any) -> dict[str, Any]:
     aggregator = arch.get("aggregator", "crossmax")
     n_heads = len(arch["taps"]) + int(arch.get("include_backbone_head", True))
     agg = f"crossmax k={arch.get('k', 3)}" if aggregator == "crossmax" else aggregator
-    clean = _deployed_clean(card)
+    clean = card.deployed_clean() or card.best_result("clean_accuracy")  # else the best other mode's
     versions = sorted({r["version"] for r in card.results if r["metric"] == "robust_accuracy"})
     robust = {v: card.best_result("robust_accuracy", v) for v in versions}
     return {
@@ -71,13 +71,6 @@ def summarize(card: Any) -> dict[str, Any]:
         "revision": card.revision,
         "card_path": str(card.card_path),
     }
-
-
-def _deployed_clean(card: Any) -> dict[str, Any] | None:
-    """The clean accuracy measured in the card's inference mode with the most examples; else the best other one."""
-    cleans = [r for r in card.results if r["metric"] == "clean_accuracy"]
-    deployed = [r for r in cleans if r.get("stochastic") == card.stochastic_inference]
-    return max(deployed or cleans, key=lambda r: r["n_examples"], default=None)
 
 
 def _best_known(card: Any) -> dict[str, Any] | None:
