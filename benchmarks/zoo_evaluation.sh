@@ -83,8 +83,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
 # Airbench_CPU_CrossMax_Gauss025 at n = 500 (issue 9), from a worktree at a8c8a50 (2026-12-02; logs
 # zoo_evaluation_Airbench_CPU_CrossMax_Gauss025_{rand,standard}_n500.log): rand (31 min), standard-det (5 min);
-# then the worst case with --autoattack-runs (reusing those two runs where their state is on the machine; its
-# batches in benchmarks/state, log adaptive_Airbench_CPU_CrossMax_Gauss025_n500_aa-run.log):
+# then the worst case with --autoattack-runs (reusing those two runs' state; batch 0 at a8c8a50,
+# batches 1-4 resumed from it at 62d27de, 53 min; log adaptive_Airbench_CPU_CrossMax_Gauss025_n500_aa-run.log);
+# card and leaderboard from its results file:
 #   python -m benchmarks.run Airbench_CPU_CrossMax_Gauss025 --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run Airbench_CPU_CrossMax_Gauss025 --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive Airbench_CPU_CrossMax_Gauss025 --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
