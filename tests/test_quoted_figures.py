@@ -1,0 +1,72 @@
+"""Figures quoted in the README's prose are the committed ones: each quote is checked against its source.
+
+The leaderboard, cards and model_info are generated (and rebuilt byte for byte in test_benchmarks), but prose that
+explains them quotes a few numbers; these tests fail when a re-run changes a source and the prose is not updated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+LEADERBOARD = (REPO / "benchmarks" / "LEADERBOARD.md").read_text()
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def _quote(pattern: str, text: str = README) -> re.Match[str]:
+    match = re.search(pattern, _one_line(text))
+    assert match, f"the quote {pattern!r} is gone: update this test with the prose"
+    return match
+
+
+def test_the_worked_example_quotes_the_leaderboards_adaptive_row() -> None:
+    quote = _quote(
+        r"On `(\w+)` \(n = (\d+), 8/255\): rand ([\d.]+) %, the worst case counted as rand counts ([\d.]+) %, "
+        r"per draw ([\d.]+) %"
+    )
+    name, n, rand, as_rand, per_draw = quote.groups()
+    rows = [
+        line
+        for line in LEADERBOARD.splitlines()
+        if line.startswith(f"| {name} (") and f"| {n} | 0 |" in line and "AutoAttack rand" in line
+    ]
+    assert len(rows) == 1, rows
+    cells = [cell.strip() for cell in rows[0].split("|")]
+    assert f"{rand} (rand)" in cells
+    assert any(cell.startswith(f"{as_rand} [") and cell.endswith("(3 draws)") for cell in cells)
+    assert any(cell.startswith(f"**{per_draw}**") for cell in cells)
+
+
+def test_the_eps_curve_flag_quotes_the_figures_data() -> None:
+    quote = _quote(
+        r"\[`(\w+)`\]\(benchmarks/figures/\w+/eps_curve\.png\), were drawn.*?The FGSM twin's figure shows a flagged "
+        r"point: at (\d+)/255 its worst case counted as rand counts is ([\d.]+) % against rand's own ([\d.]+) %\..*?"
+        r"give ([\d.]+) %"
+    )
+    eps, adaptive, rand, rescored = quote.groups()[1:]
+    twin = re.search(r"\[`(\w+_FGSM)`\]\(benchmarks/figures/\1/eps_curve\.png\)", README)
+    assert twin
+    data = json.loads((REPO / "benchmarks" / "figures" / twin.group(1) / "eps_curve.json").read_text())
+    expected = (
+        f"{eps}/255: adaptive {adaptive} % on 3 draws > autoattack-rand {rand} % "
+        f"(its examples counted so on these fresh draws: {rescored} %)"
+    )
+    assert data["adaptive_above_autoattack"] == [expected]
+
+
+def test_the_autoattack_share_range_is_the_committed_measurements() -> None:
+    rows = json.loads((REPO / "benchmarks" / "perf" / "results" / "autoattack_share.json").read_text())["rows"]
+    stochastic = [row["share"] for row in rows if "rand" in row["autoattack"]]
+    low, high = f"{min(stochastic):.1%}"[:-1], f"{max(stochastic):.1%}"[:-1]
+    assert _quote(r"They were ([\d.]+)-([\d.]+) % of the attack stage's").groups() == (low, high)
+    perf_readme = (REPO / "benchmarks" / "perf" / "README.md").read_text()
+    assert _quote(r"\): ([\d.]+) % to ([\d.]+) % for the stochastic self-ensembles", perf_readme).groups() == (
+        low,
+        high,
+    )
