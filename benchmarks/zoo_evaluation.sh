@@ -93,7 +93,8 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # zoo_evaluation_<name>_{rand,standard}_n500.log): AutoAttack rand and standard-det (the FGSM twin: 21 + 12 min; the clean one: 16 + 8 min),
 # then the worst case with --autoattack-runs from those two runs (batches in benchmarks/state, log
 # adaptive_<name>_n500_aa-run.log; the FGSM twin's: batches 0-200 in session 16, 300-400 resumed at 4f18d0f in
-# session 17, 40 min); cards and leaderboard from the results files:
+# session 17, 40 min; the clean one's: all five batches at 4f18d0f in session 17, 94 min); cards and leaderboard
+# from the results files:
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100_FGSM --dataset cifar100 --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
