@@ -45,14 +45,12 @@ def test_the_worked_example_quotes_the_leaderboards_adaptive_row() -> None:
 
 def test_the_eps_curve_flag_quotes_the_figures_data() -> None:
     quote = _quote(
-        r"\[`(\w+)`\]\(benchmarks/figures/\w+/eps_curve\.png\), were drawn.*?The FGSM twin's figure shows a flagged "
-        r"point: at (\d+)/255 its worst case counted as rand counts is ([\d.]+) % against rand's own ([\d.]+) %\..*?"
-        r"give ([\d.]+) %"
+        r"\[`(\w+_FGSM)`\]\(benchmarks/figures/\1/eps_curve\.png\), were drawn.*?The FGSM twin's figure shows a "
+        r"flagged point: at (\d+)/255 its worst case counted as rand counts is ([\d.]+) % against rand's own "
+        r"([\d.]+) %\..*?give ([\d.]+) %"
     )
-    eps, adaptive, rand, rescored = quote.groups()[1:]
-    twin = re.search(r"\[`(\w+_FGSM)`\]\(benchmarks/figures/\1/eps_curve\.png\)", README)
-    assert twin
-    data = json.loads((REPO / "benchmarks" / "figures" / twin.group(1) / "eps_curve.json").read_text())
+    twin, eps, adaptive, rand, rescored = quote.groups()
+    data = json.loads((REPO / "benchmarks" / "figures" / twin / "eps_curve.json").read_text())
     expected = (
         f"{eps}/255: adaptive {adaptive} % on 3 draws > autoattack-rand {rand} % "
         f"(its examples counted so on these fresh draws: {rescored} %)"
