@@ -148,12 +148,24 @@ def save_result(result: EvaluationResult, results_dir: str | os.PathLike | None 
             raise ResultsError(
                 f"{path}: this rerun of the same configuration did not reproduce the stored result (differs in "
                 f"{changed}: clean {old.get('clean_correct')} vs {data['clean_correct']}, robust "
-                f"{old.get('robust_correct')} vs {data['robust_correct']}); keeping the stored file. Nondeterministic "
-                "hardware (GPU kernels) can cause this; investigate before replacing it."
+                f"{old.get('robust_correct')} vs {data['robust_correct']}); keeping the stored file. Floats differ "
+                f"across CPUs, instruction sets and thread counts (stored: {_arithmetic(old)}; now: "
+                f"{_arithmetic(data)}) and across GPU kernels, and a stochastic attack turns that into other images "
+                "broken; investigate before replacing it."
             )
     atomic_write_json(path, data)
     atomic_write_text(path.with_suffix(".log"), "\n".join([*result.summary().splitlines(), "", *result.log]) + "\n")
     return path
+
+
+def _arithmetic(d: dict[str, Any]) -> str:
+    """Where a results file's floats were computed: device, and on the CPU processor, instruction set, threads."""
+    v = d.get("versions") or {}
+    if d.get("device", "cpu") != "cpu":
+        return str(d.get("device"))
+    if "cpu_capability" not in v:
+        return "a CPU the file does not name"
+    return f"{v['cpu']}, {v['cpu_capability']}, {v['threads']} thread(s)"
 
 
 def _identity_field(d: dict[str, Any], key: str) -> Any:

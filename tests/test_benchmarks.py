@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,15 @@ def test_results_files_are_never_overwritten_by_another_configuration(
     with pytest.raises(ResultsError, match="batch_size: 4 there, 2 now"):
         save_result(dataclasses.replace(real_result, batch_size=2), tmp_path)
     flipped = "R" if real_result.outcomes[0] != "R" else "-"
-    with pytest.raises(ResultsError, match="did not reproduce"):
-        save_result(dataclasses.replace(real_result, outcomes=flipped + real_result.outcomes[1:]), tmp_path)
+    rerun = dataclasses.replace(real_result, outcomes=flipped + real_result.outcomes[1:])
+    here = f"{real_result.versions['cpu']}, {real_result.versions['cpu_capability']}"
+    with pytest.raises(ResultsError, match=f"did not reproduce.*stored: {re.escape(here)}.*now: {re.escape(here)}"):
+        save_result(rerun, tmp_path)
+    data_elsewhere = {**data, "versions": {k: v for k, v in data["versions"].items() if k != "cpu_capability"}}
+    path.write_text(json.dumps(data_elsewhere))  # a file from before the CPU was recorded
+    with pytest.raises(ResultsError, match="stored: a CPU the file does not name"):
+        save_result(rerun, tmp_path)
+    path.write_text(json.dumps(data))
     assert load_result(path) == data  # untouched
     with pytest.raises(ResultsError, match="reduced attack settings"):
         save_result(dataclasses.replace(real_result, attack_overrides={"apgd.n_iter": 2}), tmp_path)

@@ -286,6 +286,8 @@ def test_result_is_complete_and_round_trips(model: SelfEnsemble, images) -> None
     assert r.robust_interval == wilson_interval(r.robust_correct, 8)
     assert r.attacks[0].attacked == r.clean_correct
     assert {"torch", "pyautoattack", "python", "eee_zoo"} <= set(r.versions) and r.device == "cpu"
+    # the CPU arithmetic the last bits of every float depend on (benchmarks/reproducibility/)
+    assert r.versions["threads"] == str(torch.get_num_threads()) and r.versions["cpu_capability"]
     assert r.wall_time_s > 0 and r.data["source"] == "caller" and len(r.data["sha256"]) == 64
     assert r.model_config == model.config and any("running apgd-ce" in line for line in r.log)
     assert r.suite == "autoattack" and r.to_dict()["suite"] == "autoattack" and "x_adv" not in r.to_dict()

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from eee_zoo._cpu import cpu_name
 from eee_zoo._io import atomic_write_json, atomic_write_text, sha256_file
 
 from .distributed import DistInfo
@@ -91,13 +92,8 @@ def device_info(device: torch.device, world: DistInfo) -> dict[str, Any]:
         info["name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     else:
-        name = platform.processor()
-        with contextlib.suppress(OSError):
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        info["name"] = name
+        info["name"] = cpu_name()
+        info["cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
         info["cpu_count"] = os.cpu_count()
     info["host"] = platform.node()
     info["platform"] = platform.platform()

@@ -13,6 +13,7 @@ case contain the very examples behind the AutoAttack figure it is held against.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,8 @@ from ..evaluation.api import evaluate
 from ..evaluation.autoattack import attack_list, build_autoattack
 from ..evaluation.progress import apgd_iterations
 from .surrogates import stochastic_mode
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["APGD_ITERATIONS", "autoattack_examples", "autoattack_run_examples"]
 
@@ -100,6 +103,9 @@ def autoattack_run_examples(
             f"AutoAttack {aa_version}'s run under {state_path} kept no adversarial examples; run it again with "
             "fresh=True (--fresh) or point at another state directory"
         )
+    # the run's own figure, so a log shows which run the proposals came from (a rerun elsewhere may differ)
+    logger.info("AutoAttack %s's run: %d/%d robust (%d clean-correct)", version, result.robust_correct, n_examples,
+                result.clean_correct)  # fmt: skip
     return result.x_adv.detach().cpu()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._cpu import cpu_arithmetic
 from .._percent import interval_percent_text, percent_text
 from .intervals import CONFIDENCE, INTERVALS
 from .state import RunRecord, make_identity
@@ -325,7 +326,9 @@ def merge_warning(out: list[dict[str, Any]], w: dict[str, Any], chunk: int | Non
 
 
 def versions() -> dict[str, str]:
-    """The versions that shaped a result: Python, torch, pyautoattack, numpy, eee_zoo, platform (and CUDA)."""
+    """The versions that shaped a result: Python, torch, pyautoattack, numpy, eee_zoo, platform (and CUDA), and the
+    CPU arithmetic (processor, instruction set, threads: :func:`eee_zoo._cpu.cpu_arithmetic`), on which the last
+    bits of every float, and so a stochastic attack's outcome image by image, depend."""
     import pyautoattack
 
     from .. import __version__
@@ -340,4 +343,5 @@ def versions() -> dict[str, str]:
     }
     if torch.version.cuda:
         out["cuda"] = str(torch.version.cuda)
+    out.update(cpu_arithmetic())
     return out

@@ -1,0 +1,33 @@
+"""What a CPU result's floats depend on besides the code and the seed: the processor, the instruction set torch's
+kernels dispatch to (ATen's and oneDNN's) and the thread count. Each changes how sums are split and ordered, so the
+same run on another CPU, or with another thread count, differs in the last bits, and a stochastic AutoAttack run
+amplifies that into other images broken (see the README's "Same seed, same result")."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+
+import torch
+
+__all__ = ["cpu_arithmetic", "cpu_name"]
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what :func:`platform.processor` says."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def cpu_arithmetic() -> dict[str, str]:
+    """``{"cpu", "cpu_capability", "threads"}``: the processor, the instruction set ATen dispatches to
+    (``AVX512``, ``AVX2``, ...; ``ATEN_CPU_CAPABILITY`` lowers it) and torch's intra-op thread count."""
+    return {
+        "cpu": cpu_name(),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "threads": str(torch.get_num_threads()),
+    }
