@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -430,7 +431,7 @@ def test_a_results_file_is_replaced_only_by_a_run_that_reproduces_it(model: Self
 
 
 def test_autoattack_examples_can_come_from_its_full_run_the_one_benchmark_keeps(
-    model: SelfEnsemble, data, tmp_path: Path
+    model: SelfEnsemble, data, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from benchmarks.adaptive import adaptive_path
     from eee_zoo import evaluate
@@ -452,7 +453,12 @@ def test_autoattack_examples_can_come_from_its_full_run_the_one_benchmark_keeps(
     assert from_run.any()
     assert torch.equal(first.x_adv[from_run], project(x, run.x_adv, EPS, "Linf")[from_run])
     # a second evaluation reuses the finished run and gives the same result; per-batch AutoAttack is another config
-    again = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, state_dir=tmp_path / "b", **kw)
+    with caplog.at_level(logging.INFO, logger="eee_zoo.adaptive"):
+        again = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, state_dir=tmp_path / "b", **kw)
+    # the log names the figure of the run the proposals came from (a rerun elsewhere may differ from a results file)
+    assert f"AutoAttack standard-det's run: {run.robust_correct}/8 robust ({run.clean_correct} clean-correct)" in (
+        caplog.text
+    )
     assert again.to_dict() | {"wall_time_s": 0, "created": ""} == first.to_dict() | {"wall_time_s": 0, "created": ""}
     per_batch = adaptive_evaluate(model, 8, inputs=(x, y), state_dir=tmp_path / "a", **kw)
     assert per_batch.autoattack_source == "batch" and "autoattack_source" not in per_batch.to_dict()

@@ -68,3 +68,33 @@ def test_the_autoattack_share_range_is_the_committed_measurements() -> None:
         low,
         high,
     )
+
+
+def test_the_reproducibility_finding_quotes_the_committed_comparisons() -> None:
+    readme = (REPO / "benchmarks" / "reproducibility" / "README.md").read_text()
+    results = REPO / "benchmarks" / "reproducibility" / "results"
+
+    def stages(name: str) -> list[dict]:
+        data = json.loads((results / f"{name}.json").read_text())
+        if data["a"].startswith("benchmarks/results/"):  # compared with the results file as committed now
+            assert data["stages"][-1]["robust_a"] == json.loads((REPO / data["a"]).read_text())["robust_correct"]
+        return data["stages"]
+
+    def differ(stage: dict) -> str:
+        return str(len(stage["only_a"]) + len(stage["only_b"]))
+
+    rand, standard, n100 = stages("fgsm_rand_n500"), stages("fgsm_standard_n500"), stages("fgsm_rand_n100")
+    quote = _quote(r"`rand` differs on (\d+) images after APGD-CE and on (\d+) after APGD-DLR", readme)
+    assert quote.groups() == (differ(rand[1]), differ(rand[2]))
+    quote = _quote(r"\((\d+) vs (\d+) robust for the `rand` run above, (\d+) vs (\d+) for `standard`\)", readme)
+    assert quote.groups() == tuple(str(s[-1][k]) for s in (rand, standard) for k in ("robust_a", "robust_b"))
+    quote = _quote(r"the n = 100 `rand` file holds (\d+), the reruns here (\d+)\)", readme)
+    assert quote.groups() == (str(n100[-1]["robust_a"]), str(n100[-1]["robust_b"]))
+    assert _quote(r"`AutoAttack rand's run: (\d+)/500 robust`", readme).group(1) == str(rand[-1]["robust_b"])
+    quote = _quote(r"changed which image survived: image (\d+) instead of image (\d+), on 2 threads and on 1", readme)
+    survived, instead_of = int(quote[1]), int(quote[2])
+    for threads in (2, 1):  # B, the AVX2 run, against A, the default run here
+        avx2 = stages(f"fgsm_rand_n100_avx2_t{threads}")[-1]
+        assert (avx2["only_b"], avx2["only_a"]) == ([survived], [instead_of])
+    stored = json.loads((REPO / json.loads((results / "fgsm_rand_n100.json").read_text())["a"]).read_text())
+    assert stored["outcomes"][survived] == stored["outcomes"][instead_of] == "R"  # "the run of 2026-11-23 kept both"
