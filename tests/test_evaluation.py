@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from tiny_model import train_tiny_model
 
 from eee_zoo import benchmark, evaluate
+from eee_zoo._cpu import cpu_arithmetic
 from eee_zoo.data import load_dataset
 from eee_zoo.evaluation import (
     EvaluationResult,
@@ -226,6 +227,8 @@ def _same_as_direct(model: SelfEnsemble, n: int, version: str, seed: int, batch_
     # The same configuration again: the finished state is reused, with its flags and examples.
     result = evaluate(model, n, version=version, batch_size=batch_size, seed=seed, state_path=state)
     assert result.notes and "reused the finished AutoAttack state" in result.notes[0]
+    a = cpu_arithmetic()  # the note says where the reused run attacked (its state records it per session)
+    assert f"attacked on cpu: {a['cpu']}, {a['cpu_capability']}, {a['threads']} thread(s))" in result.notes[0]
     clean_direct, robust_direct, flags_direct, x_adv_direct = _direct(
         model, n, version, seed, batch_size, tmp_path / "aa.json"
     )

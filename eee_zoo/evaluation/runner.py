@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._cpu import cpu_arithmetic
 from .._progress import ProgressOutput
 from .autoattack import build_autoattack
 from .autoattack_checks import CheckRecorder, add_warning, captured_python_warnings, classify
@@ -69,8 +70,8 @@ def run_resumable(
     if state.data["finished"]:
         note = (
             f"reused the finished AutoAttack state {state.path} ({state.data['sessions']} session(s), "
-            f"{state.data['spent_s']:.1f} s of attacks): nothing was attacked again, and the times shown are those "
-            "of that run; pass fresh=True (--fresh) to attack again"
+            f"{state.data['spent_s']:.1f} s of attacks, {_attacked_on(state)}): nothing was attacked again, and the "
+            "times shown are those of that run; pass fresh=True (--fresh) to attack again"
         )
         logger.warning("%s", note)
         record = _record(state, x, seed)
@@ -84,7 +85,7 @@ def run_resumable(
         notes.append(
             f"resumed the partial AutoAttack state {state.path} at the start of {resume_from['attack']} "
             f"({resume_from['index']} of {len(spec.attacks)} attacks done in {state.data['sessions']} earlier "
-            "session(s)); pass fresh=True (--fresh) to start over"
+            f"session(s), {_attacked_on(state)}); pass fresh=True (--fresh) to start over"
         )
     elif state.data["sessions"]:
         notes.append(
@@ -95,6 +96,8 @@ def run_resumable(
         logger.warning("%s", note)
     observer = _Observer(spec, state, x, resume_from)
     state.data["sessions"] += 1
+    # where each session attacked: its floats, and so which images break, depend on it (benchmarks/reproducibility)
+    state.data.setdefault("arithmetic", []).append({"device": str(spec.device), **cpu_arithmetic()})
     state.save()
 
     if hasattr(spec.model, "manual_seed"):
@@ -123,6 +126,16 @@ def run_resumable(
     record = _record(state, x, seed, x_adv=final.x_adv)
     record.notes.extend(notes)
     return record
+
+
+def _attacked_on(state: RunState) -> str:
+    """The arithmetic of a state's sessions, as a note says it (states before 2026-12-02 did not record it)."""
+    seen = []
+    for a in state.data.get("arithmetic", []):
+        text = f"{a['device']}: {a['cpu']}, {a['cpu_capability']}, {a['threads']} thread(s)"
+        if text not in seen:
+            seen.append(text)
+    return "attacked on " + "; ".join(seen) if seen else "attacked on an unrecorded machine"
 
 
 def _broken(state: RunState) -> str:
