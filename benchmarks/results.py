@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from eee_zoo._cpu import arithmetic_text
 from eee_zoo._io import atomic_write_json, atomic_write_text
 from eee_zoo._percent import interval_percent  # re-exported: the leaderboard and cards widen intervals alike
 from eee_zoo.adaptive.result import headline_column
@@ -165,7 +166,7 @@ def _arithmetic(d: dict[str, Any]) -> str:
         return str(d.get("device"))
     if "cpu_capability" not in v:
         return "a CPU the file does not name"
-    return f"{v['cpu']}, {v['cpu_capability']}, {v['threads']} thread(s)"
+    return arithmetic_text(v)
 
 
 def _identity_field(d: dict[str, Any], key: str) -> Any:

@@ -1,7 +1,7 @@
 """What a CPU result's floats depend on besides the code and the seed: the processor, the instruction set torch's
-kernels dispatch to (ATen's and oneDNN's) and the thread count. Each changes how sums are split and ordered, so the
-same run on another CPU, or with another thread count, differs in the last bits, and a stochastic AutoAttack run
-amplifies that into other images broken (see the README's "Same seed, same result")."""
+kernels dispatch to (ATen's, oneDNN's, MKL's) and the thread count. Each changes how sums are split and ordered, so
+the same run on another CPU, or with another thread count, differs in the last bits, and a 100-step attack amplifies
+that into other images broken (see the README's "Same seed, same result" and ``benchmarks/reproducibility/``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_arithmetic", "cpu_name"]
+__all__ = ["arithmetic_text", "cpu_arithmetic", "cpu_name"]
 
 
 def cpu_name() -> str:
@@ -31,3 +31,8 @@ def cpu_arithmetic() -> dict[str, str]:
         "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "threads": str(torch.get_num_threads()),
     }
+
+
+def arithmetic_text(arithmetic: dict[str, str]) -> str:
+    """:func:`cpu_arithmetic`'s record as one phrase: ``"Intel(R) Xeon(R) Processor, AVX512, 2 thread(s)"``."""
+    return f"{arithmetic['cpu']}, {arithmetic['cpu_capability']}, {arithmetic['threads']} thread(s)"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._cpu import cpu_arithmetic
+from .._cpu import arithmetic_text, cpu_arithmetic
 from .._progress import ProgressOutput
 from .autoattack import build_autoattack
 from .autoattack_checks import CheckRecorder, add_warning, captured_python_warnings, classify
@@ -132,7 +132,7 @@ def _attacked_on(state: RunState) -> str:
     """The arithmetic of a state's sessions, as a note says it (states before 2026-12-02 did not record it)."""
     seen = []
     for a in state.data.get("arithmetic", []):
-        text = f"{a['device']}: {a['cpu']}, {a['cpu_capability']}, {a['threads']} thread(s)"
+        text = f"{a['device']}: {arithmetic_text(a)}"
         if text not in seen:
             seen.append(text)
     return "attacked on " + "; ".join(seen) if seen else "attacked on an unrecorded machine"
