@@ -101,3 +101,14 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.run ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive ResNet18w16_CPU_CrossMax_C100 --dataset cifar100 --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
+# Airbench_CPU_CrossMax_FGSM at n = 500 (issues 8 and 9). Its rand and standard-det runs (2026-11-23, the commands at
+# the top) kept no examples; re-run in session 17 to keep them (worktree at 4f18d0f; logs
+# zoo_evaluation_Airbench_CPU_CrossMax_FGSM_{rand,standard}_n500_rerun.log), they did not reproduce the stored
+# files on this session's CPU (rand 215 vs 206 robust, standard-det 25 vs 24; the stored files kept): the CPU's
+# arithmetic, benchmarks/reproducibility/README.md. The worst case then took its AutoAttack examples from those
+# reruns (worktree at c308b17, session 18, 66 min; log adaptive_Airbench_CPU_CrossMax_FGSM_n500_aa-run.log, which
+# names each run's figure); card and leaderboard from its results file:
+#   python -m benchmarks.run Airbench_CPU_CrossMax_FGSM --version rand --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.run Airbench_CPU_CrossMax_FGSM --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
+#   python -m benchmarks.adaptive Airbench_CPU_CrossMax_FGSM --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_FGSM/adaptive/zoo_eps8-255_n500_seed0_aa-run_53cb314ab3d0.json
