@@ -112,3 +112,8 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run Airbench_CPU_CrossMax_FGSM --version standard --deterministic --n-examples 500 --seed 0 --write-card --no-progress --no-leaderboard
 #   python -m benchmarks.adaptive Airbench_CPU_CrossMax_FGSM --n-examples 500 --seed 0 --autoattack-runs --state-dir benchmarks/state --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_FGSM/adaptive/zoo_eps8-255_n500_seed0_aa-run_53cb314ab3d0.json
+# ResNet18_GPU_CrossMax_FGSM: AutoAttack standard on the deterministic mode at n = 100 on the 2-core CPU (the GPU
+# queue's standard-det at n = 1000 waits for a GPU; worktree at 5eeb33b, session 18, 27 min; log
+# zoo_evaluation_ResNet18_GPU_CrossMax_FGSM_standard_n100.log); card and leaderboard from its results file:
+#   python -m benchmarks.run ResNet18_GPU_CrossMax_FGSM --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/standard_det_eps8-255_n100_seed0_5054b78bafd8.json
