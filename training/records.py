@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from eee_zoo._cpu import cpu_name
+from eee_zoo._cpu import cpu_arithmetic
 from eee_zoo._io import atomic_write_json, atomic_write_text, sha256_file
 
 from .distributed import DistInfo
@@ -92,8 +92,8 @@ def device_info(device: torch.device, world: DistInfo) -> dict[str, Any]:
         info["name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     else:
-        info["name"] = cpu_name()
-        info["cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+        arithmetic = cpu_arithmetic()
+        info["name"], info["cpu_capability"] = arithmetic["cpu"], arithmetic["cpu_capability"]
         info["cpu_count"] = os.cpu_count()
     info["host"] = platform.node()
     info["platform"] = platform.platform()

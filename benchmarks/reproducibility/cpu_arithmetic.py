@@ -13,7 +13,6 @@ input gradients and their largest difference from the default run's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -29,6 +28,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.perf.log import Log  # noqa: E402
 from eee_zoo._cpu import cpu_arithmetic  # noqa: E402
 from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
+from eee_zoo.evaluation.examples import images_sha256  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "reproducibility" / "results"
 _AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
@@ -63,10 +63,6 @@ def probe(model_name: str, dataset: str, images: int, out: Path) -> None:
     torch.save({"tensors": tensors, "arithmetic": cpu_arithmetic()}, out)
 
 
-def _sha(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="Airbench_CPU_CrossMax_FGSM")
@@ -98,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for key in sorted(t):
             diff = (t[key] - base[key]).abs().max().item()
-            row[key] = {"sha256_16": _sha(t[key]), "max_abs_diff": diff, "bitwise_equal": diff == 0.0}
+            row[key] = {"sha256_16": images_sha256(t[key])[:16], "max_abs_diff": diff, "bitwise_equal": diff == 0.0}
         for mode in MODES:
             lo, gr = row[f"{mode}/logits"], row[f"{mode}/grad"]
             diffs = f"{lo['max_abs_diff']:.1e}/{gr['max_abs_diff']:.1e}"
