@@ -117,3 +117,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # zoo_evaluation_ResNet18_GPU_CrossMax_FGSM_standard_n100.log); card and leaderboard from its results file:
 #   python -m benchmarks.run ResNet18_GPU_CrossMax_FGSM --version standard --deterministic --n-examples 100 --seed 0 --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/standard_det_eps8-255_n100_seed0_5054b78bafd8.json
+# ResNet18_GPU_CrossMax_FGSM: AutoAttack rand at n = 100 on the 2-core CPU (session 19, worktree at cd4d563, 63 min;
+# log zoo_evaluation_ResNet18_GPU_CrossMax_FGSM_rand_n100.log), then recard: a second rand measurement beside the
+# GPU's n = 1000 run (another n is another draw of the attack's randomness, so the lower of the two counts for the
+# best-known figure, on the card and the leaderboard alike). Its state and standard-det's are committed in
+# benchmarks/state/autoattack/ for the worst case below:
+#   python -m benchmarks.run ResNet18_GPU_CrossMax_FGSM --version rand --n-examples 100 --seed 0 --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/rand_sto_eps8-255_n100_seed0_5054b78bafd8.json

@@ -78,10 +78,11 @@ def build(
         best = headline([d for _, d in entries])
         if best is None:
             continue
+        runs = [(reference(path), data) for path, data in entries]
         for path, data in entries:
             if data is not best and headline([data]) is None:
                 continue  # reduced settings or caller-provided images: never on a leaderboard
-            info = model_info(data, results_file=reference(path), adaptive=adaptive)
+            info = model_info(data, results_file=reference(path), adaptive=adaptive, autoattack=runs)
             if data is best:  # RobustBench's model_info holds one entry per checkpoint: the headline
                 target = model_info_dir / dataset / threat / f"{name}.json"
                 atomic_write_json(target, info)

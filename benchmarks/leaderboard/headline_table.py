@@ -41,7 +41,7 @@ def render_headline(headlines: dict[tuple[str, str], list[dict[str, Any]]]) -> l
                 f"| {info['autoattack_acc']:.2f} {_interval(z['robust_interval'])} "
                 f"({z['version']}, n {z['n_examples']}) "
                 f"| **{best['value']:.2f}** {_interval(best['interval'])} "
-                f"| {_counted(best)} | {best['seed']} | `{best['results_file']}` |"
+                f"| {_counted(best, z['results_file'])} | {best['seed']} | `{best['results_file']}` |"
             )
         lines.append("")
     return lines
@@ -51,10 +51,11 @@ def _interval(interval: list[float]) -> str:
     return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
-def _counted(best: dict[str, Any]) -> str:
-    """What the best-known figure counts, in words, with its n."""
+def _counted(best: dict[str, Any], headline_file: str) -> str:
+    """What the best-known figure counts, in words, with its n (``headline_file``: the AutoAttack column's run)."""
     if best["suite"] == "autoattack":
-        return f"AutoAttack {best['version']} itself, n {best['n_examples']} (no adaptive evaluation found less)"
+        which = "itself" if best["results_file"] == headline_file else "in another run"
+        return f"AutoAttack {best['version']} {which}, n {best['n_examples']} (no adaptive evaluation found less)"
     preset = best["version"].split("/")[0]
     what = f"adaptive '{preset}' worst case" + (f", lowest column {best['column']}" if best.get("column") else "")
     return f"{what}, per draw: {best['n_examples']} images x {best['fresh_draws']} fresh draws"
