@@ -93,10 +93,11 @@ def best_known(
     """
     best = _autoattack_figure(result, results_file)
     for ref, other in autoattack:
-        if other is result or not (same_checkpoint(other, result) and other["stochastic"] == result["stochastic"]):
+        if other is result or other["stochastic"] != result["stochastic"] or not same_checkpoint(other, result):
             continue
-        if headline([other]) is not None and _autoattack_figure(other, ref)["value"] < best["value"]:
-            best = _autoattack_figure(other, ref)
+        figure = _autoattack_figure(other, ref) if headline([other]) is not None else None  # full settings only
+        if figure is not None and figure["value"] < best["value"]:
+            best = figure
     candidates = [(ref, r) for ref, r in adaptive if is_worst_case(r) and same_checkpoint(r, result)]
     for ref, r in candidates:
         best["adaptive_results"] += 1
