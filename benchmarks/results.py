@@ -241,12 +241,16 @@ def results_file_reference(path: str | os.PathLike, results_dir: str | os.PathLi
     return Path(path).resolve().relative_to(root.parents[1]).as_posix()
 
 
-def card_results(result: dict[str, Any] | EvaluationResult, results_file: str) -> list[dict[str, Any]]:
-    """The two card entries (clean and robust accuracy) of a result, in the form ``eee_zoo.cards.set_results`` takes."""
+def card_results(
+    result: dict[str, Any] | EvaluationResult, results_file: str, *, check: bool = True
+) -> list[dict[str, Any]]:
+    """The two card entries (clean and robust accuracy) of a result, in the form ``eee_zoo.cards.set_results`` takes.
+    ``check=False`` builds them for any result, for comparisons that never reach a card (a leaderboard row of a run
+    with reduced settings still names its best-known figure by the card's rule)."""
     r = result.to_dict() if isinstance(result, EvaluationResult) else result
-    if r.get("attack_overrides"):
+    if check and r.get("attack_overrides"):
         raise ResultsError("a result with reduced attack settings cannot go into a model card")
-    if (r.get("data") or {}).get("source") != _LOAD_SOURCE:
+    if check and (r.get("data") or {}).get("source") != _LOAD_SOURCE:
         raise ResultsError("a result on caller-provided images cannot go into a model card")
     n = r["n_examples"]
     common = {"n_examples": n, "norm": r["threat_model"], "eps": r["eps"], "seed": r["seed"]}

@@ -210,6 +210,20 @@ def test_another_autoattack_run_below_the_headline_one_is_the_best_known_on_the_
     assert best_known_result(card, stochastic_inference=True)["results_file"] == "lower.json"
 
 
+def test_a_tie_goes_to_the_larger_run_on_the_leaderboard_as_on_the_card() -> None:
+    """One rule (:func:`eee_zoo.cards.best_known_result`) in both places: the same figure at a larger n is the
+    tighter measurement, whichever run the leaderboard's row shows."""
+    from benchmarks.leaderboard import best_known
+
+    rand = json.loads(RAND.read_text())
+    larger = dict(rand, n_examples=2 * rand["n_examples"], robust_correct=2 * rand["robust_correct"])
+    best = best_known(rand, results_file="rand.json", autoattack=[("larger.json", larger)])
+    assert (best["results_file"], best["n_examples"]) == ("larger.json", larger["n_examples"])
+    assert best_known(rand, results_file="rand.json", autoattack=[("same.json", dict(rand))])["results_file"] == (
+        "rand.json"
+    )  # an exact tie keeps the row's own run
+
+
 # ============================================================================================ leaderboard
 def _build(root: Path) -> tuple[str, dict[str, Any]]:
     written = build(

@@ -3,15 +3,22 @@ accuracy any evaluation of it reached (``external``), with the footnote saying w
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from eee_zoo.adaptive.result import headline_column
-from eee_zoo.cards import result_suite
+from eee_zoo.cards import best_known_result, result_suite
 
-from ..results import eps_tag, interval_percent, is_worst_case, percent_floor, worst_case_configuration
-from .formatting import fraction_floor
+from ..results import (
+    ResultsError,
+    adaptive_card_results,
+    card_results,
+    eps_tag,
+    interval_percent,
+    is_worst_case,
+    percent_floor,
+)
 
 __all__ = ["CAVEAT", "LOAD_SOURCE", "PAPER", "best_known", "headline", "model_info", "per_draw", "same_checkpoint"]
 
@@ -82,66 +89,52 @@ def best_known(
 ) -> dict[str, Any]:
     """The best-known (lowest) robust accuracy of ``result``'s checkpoint at its eps, with where it comes from.
 
-    Candidates: ``result`` itself (AutoAttack); the other AutoAttack runs in ``autoattack`` (``(results file,
-    dict)``) of the same checkpoint and eps on ``result``'s inference mode with the full settings (another n is
-    another draw of the attack's randomness, not a subset: a second measurement, as the cards count it); and every
-    worst-case adaptive result in ``adaptive`` (others are ignored) for the same checkpoint, dataset, threat model
-    and eps, by its per-draw figure (its headline: one query of the deployed model; AutoAttack's own count, right
-    on all its checks, is stricter, so the lower of the two never flatters a model); an adaptive run with a larger
-    run of the same configuration (whose first images it is) is not a candidate. Values in percent, floored;
-    intervals widened outwards. A tie keeps ``result``'s figure, then AutoAttack's.
+    The card's rule (:func:`eee_zoo.cards.best_known_result`) applied to the entries the card gets from the same
+    results files, so the two cannot disagree: ``result`` itself (AutoAttack); the other AutoAttack runs in
+    ``autoattack`` (``(results file, dict)``) of the same checkpoint and eps with the full settings (the rule keeps
+    those on ``result``'s inference mode; another n is another draw of the attack's randomness, a second
+    measurement); and the per-draw figure of every worst-case adaptive result in ``adaptive`` (others are ignored)
+    for the same checkpoint, dataset, threat model and eps (its headline: one query of the deployed model;
+    AutoAttack's own count, right on all its checks, is stricter, so the lower of the two never flatters a model);
+    an adaptive run with a larger run of the same configuration (whose first images it is) is not a candidate.
+    Values in percent, floored; intervals widened outwards; ties go to the larger n, then to ``result``.
     """
-    best = _autoattack_figure(result, results_file)
+    entries = card_results(result, results_file or "", check=False)[1:]
     for ref, other in autoattack:
-        if other is result or other["stochastic"] != result["stochastic"] or not same_checkpoint(other, result):
-            continue
-        figure = _autoattack_figure(other, ref) if headline([other]) is not None else None  # full settings only
-        if figure is not None and figure["value"] < best["value"]:
-            best = figure
-    candidates = [(ref, r) for ref, r in adaptive if is_worst_case(r) and same_checkpoint(r, result)]
-    for ref, r in candidates:
-        best["adaptive_results"] += 1
-        if _superseded(r, candidates):
-            continue
-        column = headline_column(r)
-        value = fraction_floor(per_draw(column, r["n_examples"], r["fresh_draws"]))
-        if value < best["value"]:
-            best = {
-                "adaptive_results": best["adaptive_results"],
-                "value": value,
-                "suite": "adaptive",
-                "version": f"{r['preset']}/per-draw",
-                "n_examples": r["n_examples"],
-                "fresh_draws": r["fresh_draws"],
-                "seed": r["seed"],
-                "interval": interval_percent(column["per_draw_interval"]),
-                "results_file": ref,
-                **({} if column is r["robust"] else {"column": column["name"]}),
-            }
-    return best
-
-
-def _autoattack_figure(result: dict[str, Any], results_file: str | None) -> dict[str, Any]:
-    """An AutoAttack result as a best-known candidate."""
-    n = result["n_examples"]
+        if other is not result and same_checkpoint(other, result) and headline([other]) is not None:
+            entries += card_results(other, ref)[1:]  # full settings only
+    worst = 0  # worst-case adaptive evaluations compared
+    for ref, r in adaptive:
+        if is_worst_case(r) and same_checkpoint(r, result):
+            with contextlib.suppress(ResultsError):  # caller-provided images or reduced AutoAttack: not a card figure
+                entries += adaptive_card_results(r, ref)
+                worst += 1
+    chosen = best_known_result(entries, bool(result["stochastic"]))
+    assert chosen is not None, "result's own entry is always a candidate"
+    ref = chosen["results_file"] if chosen is not entries[0] else results_file
+    if chosen["suite"] == "autoattack":
+        return {
+            "value": chosen["value"],
+            "suite": "autoattack",
+            "version": chosen["version"],
+            "n_examples": chosen["n_examples"],
+            "seed": chosen["seed"],
+            "interval": chosen["interval"],
+            "results_file": ref,
+            "adaptive_results": worst,
+        }
     return {
-        "value": percent_floor(result["robust_correct"], n),
-        "suite": "autoattack",
-        "version": result["version"],
-        "n_examples": n,
-        "seed": result["seed"],
-        "interval": interval_percent(result["robust_interval"]),
-        "results_file": results_file,
-        "adaptive_results": 0,  # worst-case adaptive evaluations compared
+        "adaptive_results": worst,
+        "value": chosen["value"],
+        "suite": "adaptive",
+        "version": chosen["version"],
+        "n_examples": chosen["images"],
+        "fresh_draws": chosen["fresh_draws"],
+        "seed": chosen["seed"],
+        "interval": chosen["interval"],
+        "results_file": ref,
+        **({"column": chosen["column"]} if "column" in chosen else {}),
     }
-
-
-def _superseded(r: dict[str, Any], candidates: Sequence[tuple[str, dict[str, Any]]]) -> bool:
-    """Whether a larger run of ``r``'s configuration exists (:func:`~benchmarks.results.worst_case_configuration`):
-    its first images and seeds are ``r``'s (batches are seeded on their own), so ``r`` is a subset of it; taking
-    the lower of the two would pick the noisier figure."""
-    key = worst_case_configuration(r)
-    return any(o["n_examples"] > r["n_examples"] and worst_case_configuration(o) == key for _, o in candidates)
 
 
 def _best_known_text(best: dict[str, Any], results_file: str | None) -> str:
