@@ -125,7 +125,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run ResNet18_GPU_CrossMax_FGSM --version rand --n-examples 100 --seed 0 --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/rand_sto_eps8-255_n100_seed0_5054b78bafd8.json
 # ResNet18_GPU_CrossMax_FGSM: the zoo preset's worst case at n = 100 on the CPU with those two runs' examples, in
-# batches of 50 (state benchmarks/state/adaptive_51742b0bbc03ebd6/: batch 0 in session 19, 82 min; batch 1 waits;
-# log adaptive_ResNet18_GPU_CrossMax_FGSM_n100_aa-run.log); then recard from its results file:
+# batches of 50 (state benchmarks/state/adaptive_51742b0bbc03ebd6/: batch 0 in session 19, 82 min; batch 1 resumed
+# from the committed state in session 21, worktree at ba6d463 on a new machine of the same kind, 77 min; log
+# adaptive_ResNet18_GPU_CrossMax_FGSM_n100_aa-run.log); then recard from its results file:
 #   python -m benchmarks.adaptive ResNet18_GPU_CrossMax_FGSM --n-examples 100 --seed 0 --batch-size 50 \
 #       --autoattack-runs benchmarks/state/autoattack --state-dir benchmarks/state --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/adaptive/zoo_eps8-255_n100_seed0_batchsize50_aa-run_5054b78bafd8.json
