@@ -130,6 +130,23 @@ def test_successful_attacks_shows_broken_images_within_the_ball(model, images, r
     assert record["attacks"][1]["robust"]["draws"] == FAST_ADAPTIVE.fresh_draws
 
 
+def test_a_long_attack_title_wraps_inside_the_figure(model, images, runs) -> None:
+    """The adaptive panel's title names its proposals ("... from its runs"): however long, it stays on the image."""
+    x, y = images
+    long = "adaptive worst case (zoo + AutoAttack rand, standard-det from its runs)"
+    wordy = [dataclasses.replace(run, title=long if run.name == "adaptive" else run.title) for run in runs]
+    data = successful_attacks(model, x, y, wordy, dataset="cifar10", k=1, draws=3, seed=0, model_name="tiny")
+    figure = successful_attacks_figure(data)
+    png_bytes(figure)  # lays the text out
+    renderer = figure.canvas.get_renderer()
+    page = figure.bbox
+    titles = [panel._suptitle for panel in figure.subfigs]
+    assert long.replace(" ", "") in "".join(t.get_text() for t in titles).replace("\n", "").replace(" ", "")
+    for title in titles:
+        box = title.get_window_extent(renderer)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1, title.get_text()
+
+
 def test_an_image_broken_without_perturbation_says_so(model, images, runs) -> None:
     """AutoAttack rand counts an image broken when one random draw gets the clean image wrong: its panel must not
     read as an attack that found a perturbation."""

@@ -10,6 +10,7 @@ since every draw would repeat it.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Any
 
 import torch
@@ -25,6 +26,8 @@ from .render import eps_text, image_array, new_figure, perturbation_array
 __all__ = ["Example", "SuccessfulAttacks", "successful_attacks", "successful_attacks_figure"]
 
 CELL = 1.8  # inches per image panel
+# an attack's bold title over its three image columns holds about 68 characters: wrap before it runs off the figure
+TITLE_CHARS = 62
 NO_PERTURBATION = "no perturbation: a later\nrandom draw was wrong"
 
 
@@ -151,7 +154,7 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
     for panel, run in zip(panels, data.runs):
         acc = run.robust
         panel.suptitle(
-            f"{run.title}\nrobust accuracy {percent_text(acc['accuracy'])} (n={acc['n']}), "
+            f"{textwrap.fill(run.title, TITLE_CHARS)}\nrobust accuracy {percent_text(acc['accuracy'])} (n={acc['n']}), "
             f"broken: {int(run.broken.sum())}",
             fontsize=10, fontweight="bold", y=top,
         )  # fmt: skip
