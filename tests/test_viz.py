@@ -142,9 +142,12 @@ def test_a_long_attack_title_wraps_inside_the_figure(model, images, runs) -> Non
     page = figure.bbox
     titles = [panel._suptitle for panel in figure.subfigs]
     assert long.replace(" ", "") in "".join(t.get_text() for t in titles).replace("\n", "").replace(" ", "")
-    for title in titles:
+    for panel, title in zip(figure.subfigs, titles):
         box = title.get_window_extent(renderer)
         assert page.x0 <= box.x0 and box.x1 <= page.x1, title.get_text()
+        # and the heading's last line keeps the gap a two-line heading has (0.4 in) above the first row's titles
+        first_row = max(ax.title.get_window_extent(renderer).y1 for ax in panel.axes)
+        assert box.y0 - first_row >= 0.3 * figure.dpi, title.get_text()
 
 
 def test_an_image_broken_without_perturbation_says_so(model, images, runs) -> None:

@@ -141,7 +141,10 @@ def probabilities_text(draws: int, random: bool = True, seed: int | None = None)
 def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
     """``k`` rows; per attack three columns (clean, adversarial, perturbation x gain): ``k x 3 x attacks`` panels."""
     names = class_names(data.dataset)
-    figure = new_figure(CELL * 3 * len(data.runs) + 0.2, CELL * 1.35 * data.k + 1.5)
+    titles = [textwrap.fill(run.title, TITLE_CHARS) for run in data.runs]
+    # each panel's heading (its title and the robust-accuracy line) gets a quarter inch per line of the longest
+    heading = 0.25 * (max((t.count("\n") for t in titles), default=0) + 2)
+    figure = new_figure(CELL * 3 * len(data.runs) + 0.2, CELL * 1.35 * data.k + 1.0 + heading)
     budgets = ", ".join(sorted({eps_text(run.eps, data.threat_model) for run in data.runs}))
     figure.suptitle(
         f"{data.model_name} ({data.dataset}): successful attacks, {budgets}\n"
@@ -151,15 +154,16 @@ def successful_attacks_figure(data: SuccessfulAttacks) -> Figure:
     )
     top = 1 - 0.55 / figure.get_figheight()
     panels = figure.subfigures(1, len(data.runs), wspace=0.02, squeeze=False)[0]
-    for panel, run in zip(panels, data.runs):
+    for panel, run, title in zip(panels, data.runs, titles):
         acc = run.robust
         panel.suptitle(
-            f"{textwrap.fill(run.title, TITLE_CHARS)}\nrobust accuracy {percent_text(acc['accuracy'])} (n={acc['n']}), "
+            f"{title}\nrobust accuracy {percent_text(acc['accuracy'])} (n={acc['n']}), "
             f"broken: {int(run.broken.sum())}",
             fontsize=10, fontweight="bold", y=top,
         )  # fmt: skip
-        grid = panel.add_gridspec(data.k, 3, left=0.03, right=0.97, top=top - 0.75 / figure.get_figheight(),
-                                  bottom=0.1 / figure.get_figheight(), hspace=0.55, wspace=0.08)  # fmt: skip
+        inch = 1 / figure.get_figheight()
+        grid = panel.add_gridspec(data.k, 3, left=0.03, right=0.97, top=top - (heading + 0.25) * inch,
+                                  bottom=0.1 * inch, hspace=0.55, wspace=0.08)  # fmt: skip
         examples = data.examples[run.name]
         for row in range(data.k):
             axes = [panel.add_subplot(grid[row, c]) for c in range(3)]
