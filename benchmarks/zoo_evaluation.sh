@@ -131,3 +131,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.adaptive ResNet18_GPU_CrossMax_FGSM --n-examples 100 --seed 0 --batch-size 50 \
 #       --autoattack-runs benchmarks/state/autoattack --state-dir benchmarks/state --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax_FGSM/adaptive/zoo_eps8-255_n100_seed0_batchsize50_aa-run_5054b78bafd8.json
+# ResNet18_GPU_CrossMax (the clean twin): AutoAttack standard on the deterministic mode at n = 100 on the 2-core CPU
+# (session 21, worktree at ba6d463, 12.6 min; log zoo_evaluation_ResNet18_GPU_CrossMax_standard_n100.log), its state
+# committed in benchmarks/state/autoattack/ for the twin's worst case at n = 100; card and leaderboard from its
+# results file:
+#   python -m benchmarks.run ResNet18_GPU_CrossMax --version standard --deterministic --n-examples 100 --seed 0 \
+#       --state-dir benchmarks/state/autoattack --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax/standard_det_eps8-255_n100_seed0_43a622be461c.json
