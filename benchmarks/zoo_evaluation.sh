@@ -138,3 +138,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run ResNet18_GPU_CrossMax --version standard --deterministic --n-examples 100 --seed 0 \
 #       --state-dir benchmarks/state/autoattack --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax/standard_det_eps8-255_n100_seed0_43a622be461c.json
+# ResNet18_GPU_CrossMax: AutoAttack rand at n = 100 on the 2-core CPU (session 22, worktree at fd9253d, 58 min, the
+# full test suite running beside it for 22 of them; log zoo_evaluation_ResNet18_GPU_CrossMax_rand_n100.log): a second
+# rand measurement beside the GPU's n = 1000 run, its state committed for the twin's worst case:
+#   python -m benchmarks.run ResNet18_GPU_CrossMax --version rand --n-examples 100 --seed 0 \
+#       --state-dir benchmarks/state/autoattack --write-card --no-leaderboard
+#   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax/rand_sto_eps8-255_n100_seed0_43a622be461c.json
