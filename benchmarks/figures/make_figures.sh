@@ -11,7 +11,7 @@
 #   of Airbench_CPU_CrossMax_FGSM, the ResNet18_GPU checkpoints' CPU-sized figures, Airbench_CPU_Baseline's class
 #   maximisation again and Gauss025's eps curve, 11 the baselines' successful attacks again, 12 the eps curves of the
 #   ResNet-18 (width 16) CPU checkpoints, 13 class maximisation drawn again, 14 the successful attacks of
-#   ResNet18_GPU_CrossMax_FGSM, 6 the cards (run last).
+#   ResNet18_GPU_CrossMax_FGSM, 15 those of ResNet18_GPU_CrossMax, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -271,11 +271,19 @@ step14() {
     --batch-size 50 --state-dir benchmarks/state --autoattack-runs 2> "benchmarks/figures/$name/figures_attacks.log"
 }
 
+step15() {
+  # 15. successful attacks of the GPU-trained clean twin ResNet18_GPU_CrossMax, drawn on the CPU at n = 100 the same
+  #     way as step 14: AutoAttack rand and the zoo worst case resume from the states committed in benchmarks/state
+  name=ResNet18_GPU_CrossMax
+  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    --batch-size 50 --state-dir benchmarks/state --autoattack-runs 2> "benchmarks/figures/$name/figures_attacks.log"
+}
+
 step6() {
   # 6. the model cards of every checkpoint with figures show them (copies in the card folder's figures/)
   python -m benchmarks.figures.cards
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 13 14 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 13 14 15 6); fi
 for step in "${steps[@]}"; do "step$step"; done
