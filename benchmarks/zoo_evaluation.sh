@@ -144,3 +144,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.run ResNet18_GPU_CrossMax --version rand --n-examples 100 --seed 0 \
 #       --state-dir benchmarks/state/autoattack --write-card --no-leaderboard
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/ResNet18_GPU_CrossMax/rand_sto_eps8-255_n100_seed0_43a622be461c.json
+# ResNet18_GPU_CrossMax: the zoo preset's worst case at n = 100 on the CPU with those two runs' examples, in batches of
+# 50 (state benchmarks/state/adaptive_870e374f93f5e4d4/: both batches in session 24, worktree at ab31aa4, on an AMD
+# EPYC, AVX-512, 2 threads; log adaptive_ResNet18_GPU_CrossMax_n100_aa-run.log; earlier attempts in sessions 22-23
+# died with their machines); card from the run, then the leaderboard:
+#   python -m benchmarks.adaptive ResNet18_GPU_CrossMax --n-examples 100 --seed 0 --batch-size 50 \
+#       --autoattack-runs benchmarks/state/autoattack --state-dir benchmarks/state --write-card --no-leaderboard
+#   python -m benchmarks.leaderboard
