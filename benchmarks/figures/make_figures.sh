@@ -286,7 +286,8 @@ step16() {
   #     (--autoattack-runs). On 2 cores (AMD EPYC, session 25): AutoAttack rand 37 min and standard-det 61 min for the
   #     five eps, then the worst case ~25 min per eps (its judging, 5 finalists on 200 final draws, dominates). The
   #     ten AutoAttack states are committed in benchmarks/state/autoattack (the first attempt's log:
-  #     figures_eps_curve_attempt1.log), so a rerun resumes from them and only the worst case is attacked.
+  #     figures_eps_curve_attempt1.log), and so is the worst case's finished eps 1/255 batch, so a rerun resumes
+  #     from them and attacks only the worst case at 2-16/255 (about 45 min per eps).
   #     The FGSM twin's curve is the same command with its name (not yet run).
   cut=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
        fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
