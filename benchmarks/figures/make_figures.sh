@@ -50,6 +50,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# the eps curves' cut AutoAttack settings and quick worst case (see the top), shared by every eps-curve step
+EPS_CURVE_CUT=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
+               fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
+
 step1() {
   name=Airbench_CPU_CrossMax
   out=benchmarks/figures/$name
@@ -73,8 +77,7 @@ step3() {
   mkdir -p "$out"
   # 3. the eps curve, cut settings (see above)
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --seed 0 \
-    --autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3 \
-    fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det \
+    "${EPS_CURVE_CUT[@]}" \
     2> "$out/figures_eps_curve.log"
 }
 
@@ -88,8 +91,6 @@ step4() {
 
 step5() {
   # 5. the other CPU checkpoints (see the top)
-  cut=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
-       fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
   base=Airbench_CPU_Baseline
   out=benchmarks/figures/$base
   mkdir -p "$out"
@@ -97,7 +98,7 @@ step5() {
     2> "$out/figures_attacks.log"
   nice -n 19 eee-zoo visualize "$base" --what per-layer class-max --out "$out" --n 100 --seed 0 \
     2> "$out/figures_class_max_per_layer.log"
-  nice -n 19 eee-zoo visualize "$base" --what eps-curve --out "$out" --n 100 --seed 0 "${cut[@]}" \
+  nice -n 19 eee-zoo visualize "$base" --what eps-curve --out "$out" --n 100 --seed 0 "${EPS_CURVE_CUT[@]}" \
     2> "$out/figures_eps_curve.log"
   for name in Airbench_CPU_CrossMax_FGSM Airbench_CPU_CrossMax_Gauss025; do
     out=benchmarks/figures/$name
@@ -126,7 +127,7 @@ step5() {
     --state-dir benchmarks/state 2> "$out/figures_attacks.log"
   name=Airbench_CPU_CrossMax_FGSM
   out=benchmarks/figures/$name
-  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --seed 0 "${cut[@]}" \
+  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "$out" --n 100 --seed 0 "${EPS_CURVE_CUT[@]}" \
     2> "$out/figures_eps_curve.log"
 }
 
@@ -204,8 +205,7 @@ step10() {
     2> "benchmarks/figures/$base/figures_class_max.log"
   name=Airbench_CPU_CrossMax_Gauss025
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    --autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3 \
-    fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det \
+    "${EPS_CURVE_CUT[@]}" \
     2> "benchmarks/figures/$name/figures_eps_curve.log"
 }
 
@@ -224,17 +224,15 @@ step11() {
 
 step12() {
   # 12. the eps curves of the ResNet-18 (width 16) CPU checkpoints, cut settings as step 3: the CIFAR-10 self-ensemble
-  #     and its baseline, the two CIFAR-100 self-ensembles and their baseline (the ResNet18_GPU checkpoints' curves
-  #     need AutoAttack rand on a full-width ResNet-18: GPU queue)
-  cut=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
-       fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
+  #     and its baseline, the two CIFAR-100 self-ensembles and their baseline (the ResNet18_GPU checkpoints' curves:
+  #     step 16)
   for name in ResNet18w16_CPU_CrossMax ResNet18w16_CPU_Baseline; do
     nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
-      "${cut[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
+      "${EPS_CURVE_CUT[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
   done
   name=ResNet18w16_CPU_Baseline_C100
   nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what eps-curve --out "benchmarks/figures/$name" --n 100 \
-    --seed 0 "${cut[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
+    --seed 0 "${EPS_CURVE_CUT[@]}" 2> "benchmarks/figures/$name/figures_eps_curve.log"
   # the two CIFAR-100 self-ensembles (drawn after --autoattack-runs existed): the worst case takes AutoAttack's
   # examples from the curve's own rand and standard-det runs instead of running AutoAttack again in its batch
   # (about 60 % of its attack time, benchmarks/perf/autoattack_share.py); labelled "from its runs". Both were drawn
@@ -242,7 +240,7 @@ step12() {
   # seconds (nothing attacked again: figures_eps_curve_resume.log; figures_eps_curve.log is the run that attacked)
   for name in ResNet18w16_CPU_CrossMax_C100 ResNet18w16_CPU_CrossMax_C100_FGSM; do
     nice -n 19 eee-zoo visualize "$name" --dataset cifar100 --what eps-curve --out "benchmarks/figures/$name" --n 100 \
-      --seed 0 "${cut[@]}" --autoattack-runs 2> "benchmarks/figures/$name/figures_eps_curve.log"
+      --seed 0 "${EPS_CURVE_CUT[@]}" --autoattack-runs 2> "benchmarks/figures/$name/figures_eps_curve.log"
   done
 }
 
@@ -262,38 +260,39 @@ step13() {
   done
 }
 
+gpu_successful_attacks() {
+  # a GPU-trained checkpoint's successful attacks at n = 100 in batches of 50, resumed from benchmarks/state
+  local name=$1
+  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    --batch-size 50 --state-dir benchmarks/state --autoattack-runs 2> "benchmarks/figures/$name/figures_attacks.log"
+}
+
 step14() {
   # 14. successful attacks of the GPU-trained ResNet18_GPU_CrossMax_FGSM, drawn on the CPU at n = 100: AutoAttack rand
   #     and the zoo worst case (batches of 50, AutoAttack's examples from its runs) both resume from the states
   #     committed in benchmarks/state (benchmarks/state/README.md), so nothing is attacked again; the figure's JSON
   #     checks both image by image against their results files
-  name=ResNet18_GPU_CrossMax_FGSM
-  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    --batch-size 50 --state-dir benchmarks/state --autoattack-runs 2> "benchmarks/figures/$name/figures_attacks.log"
+  gpu_successful_attacks ResNet18_GPU_CrossMax_FGSM
 }
 
 step15() {
   # 15. successful attacks of the GPU-trained clean twin ResNet18_GPU_CrossMax, drawn on the CPU at n = 100 the same
   #     way as step 14: AutoAttack rand and the zoo worst case resume from the states committed in benchmarks/state
-  name=ResNet18_GPU_CrossMax
-  nice -n 19 eee-zoo visualize "$name" --what attacks --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    --batch-size 50 --state-dir benchmarks/state --autoattack-runs 2> "benchmarks/figures/$name/figures_attacks.log"
+  gpu_successful_attacks ResNet18_GPU_CrossMax
 }
 
 step16() {
   # 16. the eps curve of the GPU-trained clean twin ResNet18_GPU_CrossMax, drawn on the CPU with step 12's cut
   #     settings; the worst case takes AutoAttack's examples from the curve's own rand and standard-det runs
   #     (--autoattack-runs). On 2 cores (AMD EPYC, session 25): AutoAttack rand 37 min and standard-det 61 min for the
-  #     five eps, then the worst case ~25 min per eps (its judging, 5 finalists on 200 final draws, dominates). The
-  #     ten AutoAttack states are committed in benchmarks/state/autoattack (the first attempt's log:
-  #     figures_eps_curve_attempt1.log), and so is the worst case's finished eps 1/255 batch, so a rerun resumes
-  #     from them and attacks only the worst case at 2-16/255 (about 45 min per eps).
+  #     five eps, then the worst case 43 min at 1/255 (2 min of attacks; judging 5 finalists on 200 final draws and
+  #     the tied images on up to 800 more dominates). The ten AutoAttack states are committed in
+  #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so is the worst
+  #     case's finished eps 1/255 batch, so a rerun resumes from them and attacks only the worst case at 2-16/255.
   #     The FGSM twin's curve is the same command with its name (not yet run).
-  cut=(--autoattack-cut apgd.n_iter=50 apgd.eot_iter=5 apgd_targeted.n_iter=50 apgd_targeted.n_target_classes=3
-       fab.n_iter=50 fab.n_target_classes=3 square.n_queries=1000 --preset quick --autoattack rand standard-det)
   name=ResNet18_GPU_CrossMax
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    "${cut[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
+    "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
 }
 
 step6() {
