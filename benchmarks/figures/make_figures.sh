@@ -11,8 +11,8 @@
 #   of Airbench_CPU_CrossMax_FGSM, the ResNet18_GPU checkpoints' CPU-sized figures, Airbench_CPU_Baseline's class
 #   maximisation again and Gauss025's eps curve, 11 the baselines' successful attacks again, 12 the eps curves of the
 #   ResNet-18 (width 16) CPU checkpoints, 13 class maximisation drawn again, 14 the successful attacks of
-#   ResNet18_GPU_CrossMax_FGSM, 15 those of ResNet18_GPU_CrossMax, 16 the eps curve of ResNet18_GPU_CrossMax, 6 the
-#   cards (run last).
+#   ResNet18_GPU_CrossMax_FGSM, 15 those of ResNet18_GPU_CrossMax, 16 the eps curve of ResNet18_GPU_CrossMax, 17 that
+#   of ResNet18_GPU_CrossMax_FGSM, 6 the cards (run last).
 #
 # CPU-sized settings, Airbench_CPU_CrossMax (cifar10): n = 100 (the first 100 test images), seed 0.
 # What is cut, against the library's defaults:
@@ -289,8 +289,18 @@ step16() {
   #     the tied images on up to 800 more dominates). The ten AutoAttack states are committed in
   #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so is the worst
   #     case's finished eps 1/255 batch, so a rerun resumes from them and attacks only the worst case at 2-16/255.
-  #     The FGSM twin's curve is the same command with its name (not yet run).
+  #     The FGSM twin's curve is the same command with its name: step 17.
   name=ResNet18_GPU_CrossMax
+  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
+}
+
+step17() {
+  # 17. the eps curve of the GPU-trained FGSM twin ResNet18_GPU_CrossMax_FGSM, the same command as step 16. Started
+  #     in session 26 on 2 cores; its AutoAttack runs finished by the end of that session are committed as
+  #     resumable state in benchmarks/state/autoattack (each run keeps a record per attack, so an unfinished one
+  #     resumes at its next attack); the worst case at 1-16/255 is still to attack and judge (about 30-40 min per eps).
+  name=ResNet18_GPU_CrossMax_FGSM
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
     "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
 }
@@ -301,5 +311,5 @@ step6() {
 }
 
 steps=("$@")
-if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 13 14 15 16 6); fi
+if [ "${#steps[@]}" -eq 0 ]; then steps=(1 2 3 4 5 7 8 9 10 11 12 13 14 15 16 17 6); fi
 for step in "${steps[@]}"; do "step$step"; done
