@@ -288,7 +288,8 @@ step16() {
   #     five eps, then the worst case 43 min at 1/255 (2 min of attacks; judging 5 finalists on 200 final draws and
   #     the tied images on up to 800 more dominates). The ten AutoAttack states are committed in
   #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so is the worst
-  #     case's finished eps 1/255 batch, so a rerun resumes from them and attacks only the worst case at 2-16/255.
+  #     case's batches (1-8/255 judged, 16/255 attacked but not judged: see benchmarks/state/README.md), so a
+  #     rerun resumes from them and only judges 16/255 (about an hour) before drawing.
   #     The FGSM twin's curve is the same command with its name: step 17.
   name=ResNet18_GPU_CrossMax
   nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
