@@ -281,19 +281,25 @@ step15() {
   gpu_successful_attacks ResNet18_GPU_CrossMax
 }
 
+gpu_eps_curve() {
+  # a GPU-trained checkpoint's eps curve on the CPU, cut settings, AutoAttack's examples from the curve's own runs,
+  # resumed from benchmarks/state
+  local name=$1
+  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
+    "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
+}
+
 step16() {
   # 16. the eps curve of the GPU-trained clean twin ResNet18_GPU_CrossMax, drawn on the CPU with step 12's cut
   #     settings; the worst case takes AutoAttack's examples from the curve's own rand and standard-det runs
   #     (--autoattack-runs). On 2 cores (AMD EPYC, session 25): AutoAttack rand 37 min and standard-det 61 min for the
   #     five eps, then the worst case 43 min at 1/255 (2 min of attacks; judging 5 finalists on 200 final draws and
   #     the tied images on up to 800 more dominates). The ten AutoAttack states are committed in
-  #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so is the worst
+  #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so are the worst
   #     case's batches (1-8/255 judged, 16/255 attacked but not judged: see benchmarks/state/README.md), so a
   #     rerun resumes from them and only judges 16/255 (about an hour) before drawing.
   #     The FGSM twin's curve is the same command with its name: step 17.
-  name=ResNet18_GPU_CrossMax
-  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
+  gpu_eps_curve ResNet18_GPU_CrossMax
 }
 
 step17() {
@@ -301,9 +307,7 @@ step17() {
   #     in session 26 on 2 cores; its AutoAttack runs finished by the end of that session are committed as
   #     resumable state in benchmarks/state/autoattack (each run keeps a record per attack, so an unfinished one
   #     resumes at its next attack); the worst case at 1-16/255 is still to attack and judge (about 30-40 min per eps).
-  name=ResNet18_GPU_CrossMax_FGSM
-  nice -n 19 eee-zoo visualize "$name" --what eps-curve --out "benchmarks/figures/$name" --n 100 --seed 0 \
-    "${EPS_CURVE_CUT[@]}" --autoattack-runs --state-dir benchmarks/state 2> "benchmarks/figures/$name/figures_eps_curve.log"
+  gpu_eps_curve ResNet18_GPU_CrossMax_FGSM
 }
 
 step6() {
