@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+from eee_zoo._percent import floor_percent
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 LEADERBOARD = (REPO / "benchmarks" / "LEADERBOARD.md").read_text()
@@ -98,3 +100,29 @@ def test_the_reproducibility_finding_quotes_the_committed_comparisons() -> None:
         assert (avx2["only_b"], avx2["only_a"]) == ([survived], [instead_of])
     stored = json.loads((REPO / json.loads((results / "fgsm_rand_n100.json").read_text())["a"]).read_text())
     assert stored["outcomes"][survived] == stored["outcomes"][instead_of] == "R"  # "the run of 2026-11-23 kept both"
+
+
+def test_the_full_width_eps_curve_quotes_its_figures_data() -> None:
+    quote = _quote(
+        r"\[`(ResNet18_GPU_CrossMax)`\]\(benchmarks/figures/\1/eps_curve\.png\).*?widest at (\d+)/255: "
+        r"AutoAttack `rand` ([\d.]+) %, the per-draw worst case ([\d.]+) % and, counted as rand counts, ([\d.]+) %, "
+        r"near `standard` on the deterministic mode \(([\d.]+) %\).*?so no point is flagged"
+    )
+    name, eps, rand, per_draw, as_rand, standard = quote.groups()
+    data = json.loads((REPO / "benchmarks" / "figures" / name / "eps_curve.json").read_text())
+
+    def at_eps(points: list[dict]) -> float:
+        (point,) = [p for p in points if p["eps_255"] == float(eps)]
+        return point["robust"]["accuracy"] if "robust" in point else point["accuracy"]
+
+    curves = data["curves"]
+    assert f"{floor_percent(at_eps(curves['autoattack-rand'])):.2f}" == rand
+    assert f"{floor_percent(at_eps(curves['adaptive'])):.2f}" == per_draw
+    assert f"{floor_percent(at_eps(data['adaptive_counted_as_autoattack']['points'])):.2f}" == as_rand
+    assert f"{floor_percent(at_eps(curves['autoattack-standard-det'])):.2f}" == standard
+    assert data["adaptive_above_autoattack"] == []
+    gaps = {
+        r["eps_255"]: r["robust"]["accuracy"] - a["robust"]["accuracy"]
+        for r, a in zip(curves["autoattack-rand"], curves["adaptive"], strict=True)
+    }
+    assert max(gaps, key=gaps.get) == float(eps)  # "widest at"
