@@ -465,3 +465,28 @@ def test_autoattack_examples_can_come_from_its_full_run_the_one_benchmark_keeps(
     assert len(list((tmp_path / "a").iterdir())) == 2  # its own state folder: never the other's batches
     names = [adaptive_path(r.to_dict()).name for r in (first, per_batch)]
     assert "_aa-run_" in names[0] and "_aa-run" not in names[1]
+
+
+ADAPTIVE_BAD = [
+    ({"n_examples": 10001}, "larger than the cifar10 test split"),
+    ({"selection_draws": 0}, "selection_draws must be an integer >= 1"),
+    ({"final_draws": -1}, "final_draws must be an integer >= 0"),
+    ({"tie_draws": 1.5}, "tie_draws must be an integer >= 0"),
+    ({"preset": "pgd", "attacks": None}, "preset must be one of"),
+    ({"dataset": "cifar100"}, "returns 10 classes but the dataset has 100"),
+    ({"train_mode": True}, "training mode"),
+]
+
+
+@pytest.mark.parametrize(
+    "case,match", ADAPTIVE_BAD, ids=[m.split()[0] + str(i) for i, (_, m) in enumerate(ADAPTIVE_BAD)]
+)
+def test_adaptive_bad_input_gets_the_entry_points_clear_error(model: SelfEnsemble, case: dict, match: str) -> None:
+    """The argument and model checks are the ones evaluate() and certify() use, with the same messages, and they
+    fail before any data is read or any attack runs (no data_dir is needed to get them)."""
+    case = dict(case)
+    if case.pop("train_mode", False):
+        model.train()
+    case = {"n_examples": 4, "attacks": FAST, **case}
+    with pytest.raises(ValueError, match=match):
+        adaptive_evaluate(model, data_dir="/nonexistent/eee-zoo-data", progress=False, **case)

@@ -27,21 +27,13 @@ import torch.nn as nn
 from .._io import atomic_write_bytes, atomic_write_json
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
-from ..datasets import DEFAULT_EPS, NUM_CLASSES, SPLIT_SIZE, check_eps, parse_dataset, parse_threat_model
+from ..datasets import DEFAULT_EPS, check_eps, parse_dataset, parse_threat_model
 from ..evaluation.api import DEFAULT_BATCH_SIZE as AUTOATTACK_BATCH_SIZE
 from ..evaluation.autoattack import check_overrides
-from ..evaluation.checks import check_int
+from ..evaluation.checks import check_eval_mode, check_int, check_ints, check_n_examples
 from ..evaluation.distributed import DistInfo
 from ..evaluation.examples import project
-from ..evaluation.inputs import (
-    PROBE_IMAGES,
-    check_model_matches,
-    check_model_outputs,
-    load_inputs,
-    model_config,
-    model_identity,
-    resolve_device,
-)
+from ..evaluation.inputs import model_config, prepare_inputs
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
 from .attacks import Attack
@@ -110,13 +102,9 @@ def adaptive_evaluate(
     wall_start = time.perf_counter()
     dataset = parse_dataset(dataset)
     threat_model = parse_threat_model(threat_model)
-    check_int("n_examples", n_examples, lo=1)
-    if n_examples > SPLIT_SIZE[dataset]:
-        raise ValueError(f"n_examples={n_examples} is larger than the {dataset} test split")
-    for name, value in (("selection_draws", selection_draws), ("fresh_draws", fresh_draws), ("batch_size", batch_size)):
-        check_int(name, value, lo=1)
-    check_int("final_draws", final_draws, lo=0)
-    check_int("tie_draws", tie_draws, lo=0)
+    check_n_examples(n_examples, dataset)
+    check_ints(1, selection_draws=selection_draws, fresh_draws=fresh_draws, batch_size=batch_size)
+    check_ints(0, final_draws=final_draws, tie_draws=tie_draws)
     tie_draws = tie_draws if final_draws else 0  # ties are settled after the final stage only
     check_int("seed", seed, lo=0)
     if attacks is None:
@@ -134,10 +122,7 @@ def adaptive_evaluate(
         raise ValueError(f"autoattack must name distinct versions from {list(AUTOATTACK_PROPOSALS)}, got {autoattack}")
     if not attacks and not autoattack:
         raise ValueError("nothing to attack with: give a preset, attacks or autoattack versions")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("the model is in training mode; call model.eval() before evaluating")
+    check_eval_mode(model)
     missing = [m for m in _SELF_ENSEMBLE_API if not callable(getattr(model, m, None))]
     if missing:
         raise TypeError(f"adaptive attacks need a self-ensemble (eee_zoo SelfEnsemble); the model lacks {missing}")
@@ -145,12 +130,12 @@ def adaptive_evaluate(
     if not random:
         selection_draws, fresh_draws, final_draws, tie_draws, attacks, autoattack = _one_draw(attacks, autoattack)
     eps = check_eps(DEFAULT_EPS[threat_model] if eps is None else eps, threat_model)
-    device = resolve_device(model, device, DistInfo.detect(False))
-    model.to(device)
-    check_model_matches(model, dataset, threat_model, device, probe=inputs is None)  # before any data is read
-    x, y, data = load_inputs(dataset, n_examples, data_dir, inputs)
-    check_model_outputs(model, x[:PROBE_IMAGES], y, NUM_CLASSES[dataset], device)
-    name, sha, _ = model_identity(model, model_name)
+    prepared = prepare_inputs(
+        model, dataset, threat_model, n_examples,
+        device=device, dist_info=DistInfo.detect(False), data_dir=data_dir, inputs=inputs, model_name=model_name,
+    )  # fmt: skip
+    device, x, y, data = prepared.device, prepared.x, prepared.y, prepared.data
+    name, sha = prepared.name, prepared.sha256
 
     overrides = check_overrides(autoattack_overrides)
     # the attack stage's settings: final and fresh draws only judge what the attacks left (see _BatchStore); the

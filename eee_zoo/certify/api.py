@@ -24,9 +24,9 @@ import torch.nn as nn
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
 from ..datasets import NUM_CLASSES, parse_dataset
-from ..evaluation.checks import check_eval_mode, check_int, check_n_examples
+from ..evaluation.checks import check_eval_mode, check_int, check_ints, check_n_examples
 from ..evaluation.distributed import DistInfo
-from ..evaluation.inputs import check_model_matches, load_inputs, model_config, model_identity, resolve_device
+from ..evaluation.inputs import model_config, prepare_inputs
 from ..evaluation.results import versions
 from ..evaluation.seeds import RUN_LOCK, derive_seed, preserve_model_seeds
 from .cohen import ScaleCounts, select
@@ -87,8 +87,7 @@ def certify(
     dataset = parse_dataset(dataset)
     sigmas = _check_sigmas(sigma)
     check_n_examples(n_examples, dataset)
-    for name, value in (("n0", n0), ("n", n), ("batch_size", batch_size)):
-        check_int(name, value, lo=1)
+    check_ints(1, n0=n0, n=n, batch_size=batch_size)
     check_int("seed", seed, lo=0)
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be a number in (0, 0.5), got {alpha!r}")
@@ -104,14 +103,15 @@ def certify(
         if state_dir is None:
             raise ValueError("a sharded certification needs state_dir: the shards meet there")
     check_eval_mode(model)
-    device = resolve_device(model, device, dist)  # under torchrun a bare cuda is cuda:<local rank>
-    model.to(device)
     info = getattr(model, "eee_info", None)
     info = info if isinstance(info, dict) else {}
     card_threat = info.get("threat_model") if isinstance(info.get("threat_model"), str) else None
-    check_model_matches(model, dataset, card_threat or "L2", device, probe=inputs is None)  # before data is read
-    x, y, data = load_inputs(dataset, n_examples, data_dir, inputs)
-    name, sha, _ = model_identity(model, model_name)
+    prepared = prepare_inputs(  # under torchrun a bare cuda is cuda:<local rank>
+        model, dataset, card_threat or "L2", n_examples,
+        device=device, dist_info=dist, data_dir=data_dir, inputs=inputs, model_name=model_name, probe_outputs=False,
+    )  # fmt: skip
+    device, x, y, data = prepared.device, prepared.x, prepared.y, prepared.data
+    name, sha = prepared.name, prepared.sha256
     num_classes = NUM_CLASSES[dataset]
     stochastic = bool(model.stochastic) if hasattr(model, "stochastic") else None
     pass_generator = takes_generator(model)

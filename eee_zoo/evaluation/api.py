@@ -17,19 +17,11 @@ import torch.nn as nn
 
 from .._precision import strict_fp32
 from .._progress import ProgressOutput
-from ..datasets import DEFAULT_EPS, NUM_CLASSES, check_eps, parse_dataset, parse_threat_model
+from ..datasets import DEFAULT_EPS, check_eps, parse_dataset, parse_threat_model
 from .autoattack import VERSIONS, attack_list, attack_settings, check_overrides, default_version
 from .checks import check_eval_mode, check_int, check_n_examples
 from .distributed import DistInfo, run_chunks
-from .inputs import (
-    PROBE_IMAGES,
-    check_model_matches,
-    check_model_outputs,
-    load_inputs,
-    model_config,
-    model_identity,
-    resolve_device,
-)
+from .inputs import model_config, prepare_inputs
 from .intervals import INTERVALS
 from .results import EvaluationResult, summarize
 from .runner import RunSpec, run_resumable
@@ -176,18 +168,17 @@ def evaluate(
     overrides = check_overrides(attack_overrides)
 
     dist_info = DistInfo.detect(distributed)
-    device = resolve_device(model, device, dist_info)
-    model.to(device)
     if chunk_size is None and dist_info.enabled:
         chunk_size = DEFAULT_CHUNK_SIZE
 
-    check_model_matches(model, dataset, threat_model, device, probe=inputs is None)  # before any data is read
-    x, y, data = load_inputs(dataset, n_examples, data_dir, inputs)
-    check_model_outputs(model, x[:PROBE_IMAGES], y, NUM_CLASSES[dataset], device)
-    name, sha, sha_source = model_identity(model, model_name)
+    prepared = prepare_inputs(
+        model, dataset, threat_model, n_examples,
+        device=device, dist_info=dist_info, data_dir=data_dir, inputs=inputs, model_name=model_name,
+    )  # fmt: skip
+    device, x, y, data = prepared.device, prepared.x, prepared.y, prepared.data
     identity = make_identity(
-        model_name=name,
-        sha256=sha,
+        model_name=prepared.name,
+        sha256=prepared.sha256,
         dataset=dataset,
         threat_model=threat_model,
         version=version,
@@ -224,7 +215,7 @@ def evaluate(
     return summarize(
         records,
         identity=identity,
-        sha_source=sha_source,
+        sha_source=prepared.sha256_source,
         attack_config=attack_settings(spec.build(seed)),
         data=data,
         interval=interval,

@@ -9,13 +9,19 @@ import torch.nn as nn
 
 from ..datasets import SPLIT_SIZE
 
-__all__ = ["check_eval_mode", "check_int", "check_n_examples"]
+__all__ = ["check_eval_mode", "check_int", "check_ints", "check_n_examples"]
 
 
 def check_int(name: str, value: Any, lo: int) -> None:
     """``value`` must be an integer (not a bool) of at least ``lo``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+
+
+def check_ints(lo: int, **values: Any) -> None:
+    """:func:`check_int` on each keyword, in order: ``check_ints(1, n=n, batch_size=batch_size)``."""
+    for name, value in values.items():
+        check_int(name, value, lo)
 
 
 def check_n_examples(n_examples: Any, dataset: str) -> None:

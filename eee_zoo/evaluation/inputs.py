@@ -4,11 +4,13 @@
 * :func:`check_model_matches`: before any data is read, refuse a model for another number of classes and warn
   about one whose card names another threat model;
 * :func:`check_model_outputs`: a pre-flight forward pass on :data:`PROBE_IMAGES` images: logits of the right shape;
-* :func:`resolve_device`, :func:`model_identity` (name and checkpoint hash), :func:`model_config`.
+* :func:`resolve_device`, :func:`model_identity` (name and checkpoint hash), :func:`model_config`;
+* :func:`prepare_inputs`: the above in the order every entry point (AutoAttack, adaptive, certification) takes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,8 +25,8 @@ import torch.nn as nn
 from ..datasets import NUM_CLASSES
 
 __all__ = [
-    "PROBE_IMAGES", "check_model_matches", "check_model_outputs", "checkpoint_sha256", "load_inputs", "model_config",
-    "model_identity", "resolve_device",
+    "PROBE_IMAGES", "PreparedInputs", "check_model_matches", "check_model_outputs", "checkpoint_sha256", "load_inputs",
+    "model_config", "model_identity", "prepare_inputs", "resolve_device",
 ]  # fmt: skip
 
 PROBE_IMAGES = 8  # images of the pre-flight forward pass (output shape, logits vs probabilities)
@@ -193,3 +195,45 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
     except Exception:
         return None
     return json.loads(json.dumps(config)) if isinstance(config, dict) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedInputs:
+    """What an entry point evaluates, and on what: the device, the images and labels with their record, the model's
+    name and checkpoint hash."""
+
+    device: torch.device
+    x: torch.Tensor
+    y: torch.Tensor
+    data: dict[str, Any]
+    name: str
+    sha256: str
+    sha256_source: str
+
+
+def prepare_inputs(
+    model: nn.Module,
+    dataset: str,
+    threat_model: str,
+    n_examples: int,
+    *,
+    device: Any,
+    dist_info: Any,
+    data_dir: str | os.PathLike | None,
+    inputs: tuple[torch.Tensor, torch.Tensor] | None,
+    model_name: str | None,
+    probe_outputs: bool = True,
+) -> PreparedInputs:
+    """Move ``model`` to its device, refuse it for another dataset before any data is read, load the images, check
+    its outputs on a few of them (``probe_outputs``), and name it: the steps every entry point shares, in one order.
+
+    ``dataset`` and ``threat_model`` are parsed already; ``dist_info`` as in :func:`resolve_device`.
+    """
+    device = resolve_device(model, device, dist_info)
+    model.to(device)
+    check_model_matches(model, dataset, threat_model, device, probe=inputs is None)
+    x, y, data = load_inputs(dataset, n_examples, data_dir, inputs)
+    if probe_outputs:
+        check_model_outputs(model, x[:PROBE_IMAGES], y, NUM_CLASSES[dataset], device)
+    name, sha, source = model_identity(model, model_name)
+    return PreparedInputs(device, x, y, data, name, sha, source)
