@@ -296,17 +296,19 @@ step16() {
   #     five eps, then the worst case 43 min at 1/255 (2 min of attacks; judging 5 finalists on 200 final draws and
   #     the tied images on up to 800 more dominates). The ten AutoAttack states are committed in
   #     benchmarks/state/autoattack (the first attempt's log: figures_eps_curve_attempt1.log), and so are the worst
-  #     case's batches (1-8/255 judged, 16/255 attacked but not judged: see benchmarks/state/README.md), so a
-  #     rerun resumes from them and only judges 16/255 (about an hour) before drawing.
+  #     case's five batches (1-8/255 judged in sessions 25-26; 16/255 attacked in session 26 and judged in session
+  #     27, 80 min, most of it tie rounds: see benchmarks/state/README.md), so a rerun redraws the figure from them
+  #     in seconds.
   #     The FGSM twin's curve is the same command with its name: step 17.
   gpu_eps_curve ResNet18_GPU_CrossMax
 }
 
 step17() {
-  # 17. the eps curve of the GPU-trained FGSM twin ResNet18_GPU_CrossMax_FGSM, the same command as step 16. Started
-  #     in session 26 on 2 cores; its AutoAttack runs finished by the end of that session are committed as
-  #     resumable state in benchmarks/state/autoattack (each run keeps a record per attack, so an unfinished one
-  #     resumes at its next attack); the worst case at 1-16/255 is still to attack and judge (about 30-40 min per eps).
+  # 17. the eps curve of the GPU-trained FGSM twin ResNet18_GPU_CrossMax_FGSM, the same command as step 16. Run in
+  #     sessions 26 and 27 on 2 cores (logs figures_eps_curve_attempt1.log, _attempt2.log); every AutoAttack run
+  #     finished by then is committed as resumable state in benchmarks/state/autoattack (rand at all five eps,
+  #     standard-det at 1, 2, 4, 8 /255; an unfinished run keeps a record per attack and resumes at its next one).
+  #     Left: standard-det at 16/255 (about 10-20 min), then the worst case at 1-16/255 (30-80 min per eps).
   gpu_eps_curve ResNet18_GPU_CrossMax_FGSM
 }
 
