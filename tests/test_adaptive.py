@@ -30,7 +30,7 @@ from eee_zoo.adaptive.autoattack_proposals import autoattack_examples
 from eee_zoo.adaptive.evaluate import derive_seed
 from eee_zoo.adaptive.result import per_draw_interval
 from eee_zoo.adaptive.surrogates import Surrogate, stochastic_mode
-from eee_zoo.adaptive.worst_case import WorstCase, count_hits
+from eee_zoo.adaptive.worst_case import WorstCase, count_hits, judge
 from eee_zoo.data import load_cifar10
 from eee_zoo.evaluation.examples import project
 from eee_zoo.models import SelfEnsemble
@@ -182,6 +182,68 @@ def test_ties_on_the_final_draws_are_settled_on_further_draws() -> None:
     assert settled.overall.source == ["never/p"] * 16  # further draws tell the never-right one apart
     assert torch.equal(coin.overall.selection_hits, settled.overall.selection_hits)  # the first final draws' min
     assert (settled.overall.selection_hits == 0).all()
+
+
+class EveryRow(nn.Module):
+    """``model`` classifying every image of each batch (its forward takes no ``rows``): judging without skipping."""
+
+    def __init__(self, model: SelfEnsemble) -> None:
+        super().__init__()
+        self.model = model
+
+    @property
+    def stochastic(self) -> bool:
+        return self.model.stochastic
+
+    def set_stochastic(self, on: bool) -> EveryRow:
+        self.model.set_stochastic(on)
+        return self
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.model(x, generator=generator)
+
+
+def test_judging_some_images_gives_them_their_draws_in_the_whole_batch(model: SelfEnsemble, data) -> None:
+    x, y = data
+    rows = torch.arange(len(x)) % 3 == 1
+    logits = model.predictor_logits(x, torch.Generator().manual_seed(5))
+    some = model.predictor_logits(x, torch.Generator().manual_seed(5), rows=rows)
+    torch.testing.assert_close(some, logits[rows], rtol=0, atol=1e-5)
+    assert not torch.allclose(some, model.predictor_logits(x[rows], torch.Generator().manual_seed(5)), atol=1e-3)
+    hits, p_true = judge(model, x, y, 9, 3)
+    hits_some, p_some = judge(model, x, y, 9, 3, rows=rows)
+    assert torch.equal(hits_some[rows], hits[rows]) and (hits_some[~rows] == -1).all()
+    torch.testing.assert_close(p_some[rows], p_true[rows]) and p_some[~rows].isnan().all()
+    with pytest.raises(ValueError, match="rows must be a bool mask of shape"):
+        model(x, rows=rows.nonzero().flatten())
+
+
+def test_each_image_and_proposal_is_judged_once_with_the_choice_of_judging_all(model: SelfEnsemble, data) -> None:
+    x, y = data
+    classified_rows = []
+    model.heads[0].register_forward_hook(lambda module, args, out: classified_rows.append(len(args[0])))
+
+    def run(judged: nn.Module) -> tuple[WorstCase, int]:
+        classified_rows.clear()
+        worst = WorstCase(judged, x, y, selection_draws=3, selection_seed=1, fresh_draws=5, fresh_seed=2,
+                          final_draws=6, final_seed=3, tie_draws=12)  # fmt: skip
+        gen = torch.Generator().manual_seed(0)
+        for k in range(3):
+            x_adv = project(x, x + (torch.rand(x.shape, generator=gen) - 0.5), 0.3, "Linf")
+            worst.offer(f"noise{k}", "p", x_adv[k:], index=torch.arange(k, len(x)))  # images below k: the clean one
+        worst.offer("clean-again", "p", x.clone())
+        worst.finalize()
+        worst.score()
+        return worst, sum(classified_rows)
+
+    (skipping, cost), (every, cost_every) = run(model), run(EveryRow(model))
+    assert skipping.overall.source == every.overall.source
+    assert torch.equal(skipping.overall.selection_hits, every.overall.selection_hits)
+    for name in ["worst case", *every.per_attack]:
+        column = skipping.overall if name == "worst case" else skipping.per_attack[name]
+        expected = every.overall if name == "worst case" else every.per_attack[name]
+        assert torch.equal(column.fresh_hits, expected.fresh_hits), name
+    assert cost < 0.8 * cost_every  # repeats (the clean image kept, the worst case's choice) are not judged again
 
 
 def test_selection_and_fresh_draws_differ(model: SelfEnsemble, data) -> None:

@@ -24,11 +24,16 @@ the kept proposal is still scored on fresh draws it never saw.
 Because the kept score is a running minimum, offering another proposal can only lower an image's selection score
 or keep it. The same bookkeeping runs per attack (clean plus that attack's proposals only), which gives the
 per-attack columns.
+
+Judging is nearly all of the cost, so an image is judged only where its result is used: each on the very draws it
+gets in the whole batch (:func:`judge`'s ``rows``), and a proposal equal to one already judged on the same draws (an
+attack that kept the clean image, the worst case's choice) takes that judgement rather than being judged again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -51,26 +56,47 @@ def count_hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, s
 
 @torch.no_grad()
 def judge(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int, rows: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``([B] hits, [B] mean true-class probability)`` of the deployed stochastic model over ``draws`` draws.
 
     The draws come from one ``torch.Generator`` seeded with ``seed`` and are batched (draw ``d`` of image ``i`` is row
     ``d * B + i``), so the same ``(seed, B)`` gives every call the same noise: judged images are compared on the same
     draws. A model whose randomness is off gives ``0`` or ``draws``.
+
+    ``rows`` (``[B]`` bool) judges only those images, on the very draws they get in the whole batch (the stack still
+    draws for every image; the backbone, nearly all the cost, runs on the rows alone); the others read ``-1`` hits
+    and NaN probability.
     """
     b = len(x)
+    if rows is not None and bool(rows.all()):
+        rows = None
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    per_chunk = max(1, _MAX_JUDGE_BATCH // max(b, 1))
+    per_chunk = max(1, _MAX_JUDGE_BATCH // max(b, 1))  # fixed by b alone: the chunks decide which draw is whose
     hits = torch.zeros(b, dtype=torch.long, device=x.device)
     p_true = torch.zeros(b, dtype=torch.float64, device=x.device)
+    wanted = torch.ones(b, dtype=torch.bool, device=x.device) if rows is None else rows
+    k, yk = int(wanted.sum()), y[wanted]
     with stochastic_mode(model, True):
         for first in range(0, draws, per_chunk):
             e = min(per_chunk, draws - first)
-            logits = model(x.repeat(e, 1, 1, 1), generator=gen).view(e, b, -1)
-            hits += (logits.argmax(dim=-1) == y.view(1, b)).sum(dim=0)
-            p_true += logits.softmax(dim=-1).gather(-1, y.view(1, b, 1).expand(e, b, 1)).squeeze(-1).sum(dim=0).double()
+            logits = _classify(model, x.repeat(e, 1, 1, 1), gen, None if rows is None else rows.repeat(e))
+            logits = logits.view(e, k, -1)
+            hits[wanted] += (logits.argmax(dim=-1) == yk.view(1, k)).sum(dim=0)
+            p = logits.softmax(dim=-1).gather(-1, yk.view(1, k, 1).expand(e, k, 1)).squeeze(-1).sum(dim=0)
+            p_true[wanted] += p.double()
+    if rows is not None:
+        hits[~rows], p_true[~rows] = -1, float("nan")
     return hits, p_true / draws
+
+
+def _classify(model: nn.Module, x: torch.Tensor, gen: torch.Generator, rows: torch.Tensor | None) -> torch.Tensor:
+    """The deployed model's logits for the ``rows`` of ``x`` (all: ``None``), drawn with ``gen``."""
+    if rows is None:
+        return model(x, generator=gen)
+    if "rows" in inspect.signature(model.forward).parameters:  # a SelfEnsemble skips the rows' backbone passes
+        return model(x, generator=gen, rows=rows)
+    return model(x, generator=gen)[rows]
 
 
 @dataclasses.dataclass
@@ -150,9 +176,9 @@ class WorstCase:
             return 0
         full = self.x.clone()
         full[index] = x_adv  # judged in the whole batch, so every image sees its own selection draws
-        hits, p_true = judge(self.model, full, self.y, self.selection_draws, self.selection_seed)
         mask = torch.zeros(len(self.x), dtype=torch.bool, device=self.x.device)
         mask[index] = True
+        hits, p_true = judge(self.model, full, self.y, self.selection_draws, self.selection_seed, rows=mask)
         tally = self.add_column(attack)
         _keep_lower(tally, full, hits, p_true, mask, f"{attack}/{proposal}")
         return _keep_lower(self.overall, full, hits, p_true, mask, f"{attack}/{proposal}")
@@ -169,17 +195,23 @@ class WorstCase:
         if not self.final_draws:
             return
         finalists = [(CLEAN, self._clean_tally()), *self.per_attack.items()]
-        judged = []
-        for name, tally in finalists:
+        xs = torch.stack([t.x for _, t in finalists])  # [F, B, C, H, W]
+        first = _first_equal(xs)
+        own = first == torch.arange(len(xs), device=xs.device).view(-1, 1)  # a finalist equal to an earlier one is it
+        images = torch.arange(len(self.x), device=self.x.device)
+        hits = torch.empty(own.shape, dtype=torch.long, device=xs.device)
+        p_first = torch.empty(own.shape, dtype=torch.float64, device=xs.device)
+        for f, (name, tally) in enumerate(finalists):
             if on_column is not None:
                 on_column(name)
-            judged.append(judge(self.model, tally.x, self.y, self.final_draws, self.final_seed))
-        xs = torch.stack([t.x for _, t in finalists])  # [F, B, C, H, W]
-        hits = torch.stack([h for h, _ in judged])  # [F, B]
-        p_first = torch.stack([p for _, p in judged])
+            if own[f].any():
+                hits[f], p_first[f] = judge(self.model, tally.x, self.y, self.final_draws, self.final_seed, own[f])
+            # a repeat has its original's judgement: the same image on the same draws (judged once, not twice)
+            hits[f] = torch.where(own[f], hits[f], hits[first[f], images])
+            p_first[f] = torch.where(own[f], p_first[f], p_first[first[f], images])
         p_sum = p_first * self.final_draws
         first_min = hits.min(dim=0).values
-        alive = (hits == first_min) & ~_repeats(xs)  # a finalist equal to an earlier one is that one
+        alive = (hits == first_min) & own
         spent, round_no = 0, 0
         while spent < self.tie_draws:
             tied = torch.nonzero(alive.sum(dim=0) > 1).flatten()
@@ -191,8 +223,8 @@ class WorstCase:
                 on_column(f"ties of {len(tied)} images (round {round_no})")
             for f in range(len(finalists)):
                 keep = alive[f, tied]
-                if keep.any():  # every tied finalist judged on the same batch of tied images: the same draws
-                    h, p = judge(self.model, xs[f, tied], self.y[tied], draws, seed)
+                if keep.any():  # each on the batch of all tied images, so every finalist sees the same draws
+                    h, p = judge(self.model, xs[f, tied], self.y[tied], draws, seed, rows=keep)
                     rows = tied[keep]
                     hits[f, rows] += h[keep]
                     p_sum[f, rows] += p[keep] * draws
@@ -202,28 +234,42 @@ class WorstCase:
         # among the finalists left: the lowest summed true-class probability, then the earliest (argmin's first)
         score = p_sum if round_no else p_first  # no rounds: exactly the probabilities judged on the final draws
         best = torch.where(alive, score, torch.full_like(score, float("inf"))).argmin(dim=0)
-        images = torch.arange(len(self.x), device=self.x.device)
         source = [finalists[f][1].source[i] for i, f in enumerate(best.tolist())]
         self.overall = Tally(xs[best, images].clone(), first_min, p_first[best, images], source)
 
     @torch.no_grad()
     def score(self, on_column: Callable[[str], None] | None = None) -> None:
-        """Score every kept proposal (and the clean images) on the fresh draws."""
+        """Score every kept proposal (and the clean images) on the fresh draws.
+
+        A proposal already scored for its image (the clean image an attack kept, the worst case's choice) has that
+        score: the same image on the same draws."""
         self.clean_fresh_hits = count_hits(self.model, self.x, self.y, self.fresh_draws, self.fresh_seed)
+        scored = [(self.x, self.clean_fresh_hits)]
         for name, tally in (("worst case", self.overall), *self.per_attack.items()):
             if on_column is not None:
                 on_column(name)
-            tally.fresh_hits = count_hits(self.model, tally.x, self.y, self.fresh_draws, self.fresh_seed)
+            hits = torch.full_like(self.clean_fresh_hits, -1)
+            known = torch.zeros(len(self.x), dtype=torch.bool, device=self.x.device)
+            for x_scored, hits_scored in scored:
+                same = (x_scored.flatten(1) == tally.x.flatten(1)).all(dim=1) & ~known
+                hits[same], known = hits_scored[same], known | same
+            if not known.all():
+                new = judge(self.model, tally.x, self.y, self.fresh_draws, self.fresh_seed, rows=~known)[0]
+                hits[~known] = new[~known]
+            tally.fresh_hits = hits
+            scored.append((tally.x, hits))
 
 
-def _repeats(xs: torch.Tensor) -> torch.Tensor:
-    """``[F, B]`` bool: finalist ``f``'s proposal for image ``b`` equals an earlier finalist's (e.g. an attack that
-    kept the clean image)."""
+def _first_equal(xs: torch.Tensor) -> torch.Tensor:
+    """``[F, B]`` long: for finalist ``f`` and image ``b``, the first finalist whose proposal equals ``f``'s (``f``
+    itself unless an earlier one is the same, e.g. an attack that kept the clean image)."""
     flat = xs.flatten(2)
-    out = torch.zeros(xs.shape[:2], dtype=torch.bool, device=xs.device)
+    first = torch.arange(len(xs), device=xs.device).view(-1, 1).repeat(1, xs.shape[1])
     for f in range(1, len(xs)):
-        out[f] = (flat[:f] == flat[f]).all(dim=-1).any(dim=0)
-    return out
+        same = (flat[:f] == flat[f]).all(dim=-1)  # [f, B]
+        earlier = same.any(dim=0)
+        first[f, earlier] = same.int().argmax(dim=0)[earlier]  # argmax returns the first of equal maxima
+    return first
 
 
 def _keep_lower(

@@ -264,18 +264,29 @@ class SelfEnsemble(
                     "(do not normalise inputs: the model does it)"
                 )
 
-    def predictor_logits(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def predictor_logits(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, *, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Every predictor's logits, ``[B, P, C]`` in the order of ``predictor_names``.
 
         Images of any floating-point dtype are accepted (float64 from NumPy, float16/bfloat16): they are cast to the
         model's own dtype (float32 unless the model was converted). The cast is differentiable, so an attack's
         gradient still reaches ``x`` (in ``x``'s dtype).
+
+        ``rows`` (a ``[B]`` bool mask) classifies only those images, ``[rows.sum(), P, C]``: the stack still draws
+        its randomness for the whole batch, so each row gets the very draw it gets in a full call (the outputs
+        agree up to float rounding, which can depend on the batch size), for the cost of the backbone on the rows
+        alone.
         """
         self.check_input(x)
         dtype = self._parameter_dtype()
         if x.dtype != dtype:
             x = x.to(dtype)
         stacked = self.stack(x, generator=generator)
+        if rows is not None:
+            if rows.dtype != torch.bool or rows.shape != x.shape[:1]:
+                raise ValueError(f"rows must be a bool mask of shape [{len(x)}], got {rows.dtype} {tuple(rows.shape)}")
+            stacked = stacked[rows]
         features, tapped = self.backbone.forward_features(stacked, self.taps)
         logits = [head(tapped[tap]) for tap, head in zip(self.taps, self.heads)]
         if self.include_backbone_head:
@@ -291,8 +302,10 @@ class SelfEnsemble(
     def aggregate(self, logits: torch.Tensor) -> torch.Tensor:
         return self.aggregate_fn(logits, self.k)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.aggregate(self.predictor_logits(x, generator=generator))
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, *, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.aggregate(self.predictor_logits(x, generator=generator, rows=rows))
 
     def extra_repr(self) -> str:
         return f"predictors={self.predictor_names}, aggregator={self.aggregator!r}, k={self.k}"
