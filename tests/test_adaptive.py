@@ -25,6 +25,7 @@ import torch.nn as nn
 from conftest import FAST_STANDARD, adaptive_counts
 from tiny_model import TINY_CONFIG, train_tiny_model
 
+from benchmarks.perf.judging_rows import EveryRow
 from eee_zoo.adaptive import PRESETS, Attack, adaptive_evaluate, describe_preset
 from eee_zoo.adaptive.autoattack_proposals import autoattack_examples
 from eee_zoo.adaptive.evaluate import derive_seed
@@ -182,25 +183,6 @@ def test_ties_on_the_final_draws_are_settled_on_further_draws() -> None:
     assert settled.overall.source == ["never/p"] * 16  # further draws tell the never-right one apart
     assert torch.equal(coin.overall.selection_hits, settled.overall.selection_hits)  # the first final draws' min
     assert (settled.overall.selection_hits == 0).all()
-
-
-class EveryRow(nn.Module):
-    """``model`` classifying every image of each batch (its forward takes no ``rows``): judging without skipping."""
-
-    def __init__(self, model: SelfEnsemble) -> None:
-        super().__init__()
-        self.model = model
-
-    @property
-    def stochastic(self) -> bool:
-        return self.model.stochastic
-
-    def set_stochastic(self, on: bool) -> EveryRow:
-        self.model.set_stochastic(on)
-        return self
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.model(x, generator=generator)
 
 
 def test_judging_some_images_gives_them_their_draws_in_the_whole_batch(model: SelfEnsemble, data) -> None:
