@@ -523,6 +523,33 @@ def test_a_plain_baseline_is_shown_under_autoattack_standard(tmp_path: Path) -> 
     assert set(curves) == {"autoattack-standard-det", "adaptive"}
 
 
+def test_a_curve_redraws_from_stored_counts_alone_and_the_successful_attacks_ask_for_the_examples(
+    model, tmp_path: Path
+) -> None:
+    """A stored adaptive batch without its kept examples (they are not committed) still gives the eps curve, which
+    needs only counts; the successful attacks, which show the examples, say in one line that they are missing."""
+    settings = FigureSettings(n=N, k=1, draws=2, eps_list=(EPS,), curve_attacks=("autoattack-rand", "adaptive"),
+                              autoattack_overrides=FAST_AA, adaptive=FAST_ADAPTIVE)  # fmt: skip
+    state = tmp_path / "state"
+    make_figures(model, ["eps-curve"], tmp_path / "first", settings=settings, state_dir=state)
+    stored = list(state.glob("adaptive_*/batch*.examples.safetensors"))
+    assert stored
+    for path in stored:
+        path.unlink()
+    make_figures(model, ["eps-curve"], tmp_path / "again", settings=settings, state_dir=state)
+    first, again = (json.loads((tmp_path / d / "eps_curve.json").read_text()) for d in ("first", "again"))
+    for record in (first, again):  # the time a run took is not part of its result (a resumed one took none)
+        for point in (p for points in record["curves"].values() for p in points):
+            point["settings"].pop("wall_time_s")
+    assert again["curves"] == first["curves"]
+    x, y = load_dataset("cifar10", 2)
+    everything = torch.ones(2, dtype=torch.bool)
+    resumed = AttackRun(name="adaptive", title="adaptive", eps=EPS, x_adv=None, clean_right=everything,
+                        broken=everything, clean={}, robust={"accuracy": 0.0, "n": 2}, settings={})  # fmt: skip
+    with pytest.raises(RuntimeError, match="adaptive run's kept examples are not stored"):
+        successful_attacks(model, x, y, [resumed], dataset="cifar10", k=1, draws=2)
+
+
 def test_the_figures_adaptive_run_can_take_the_figures_own_autoattack_run(model, runs, tmp_path: Path) -> None:
     """``autoattack_runs=True``: the AutoAttack examples are those of the figure's own rand run (state_dir/autoattack,
     same cut), reused, not run again; named in the curve's label and the record."""

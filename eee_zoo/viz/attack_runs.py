@@ -54,7 +54,9 @@ class AttackRun:
     name: str  # autoattack-rand | autoattack-standard-det | adaptive
     title: str
     eps: float
-    x_adv: torch.Tensor  # [n, C, H, W] on the CPU
+    # [n, C, H, W] on the CPU; None: an adaptive run resumed from stored counts whose kept examples are not stored
+    # (a curve needs none; the successful attacks do)
+    x_adv: torch.Tensor | None
     clean_right: torch.Tensor  # [n] bool, by the attack's own judgement
     broken: torch.Tensor  # [n] bool: right clean, wrong after the attack (see the module docstring)
     clean: dict[str, Any]  # accuracy record (see eee_zoo.viz.stats)
@@ -171,12 +173,7 @@ def adaptive_run(
         autoattack_overrides=settings.autoattack_overrides, autoattack_runs=runs or None, data_dir=data_dir,
         state_dir=state_dir, fresh=fresh, progress=progress,
     )  # fmt: skip
-    if result.x_adv is None:
-        raise RuntimeError(
-            f"the adaptive run's kept examples are not stored under {state_dir} (attacks resumed from counts only); "
-            "run again with fresh=True (--fresh) to attack anew"
-        )
-    x_adv = result.x_adv.detach().cpu()
+    x_adv = None if result.x_adv is None else result.x_adv.detach().cpu()
     suite = result.preset + (f" + AutoAttack {', '.join(result.autoattack)}" if result.autoattack else "")
     suite += " from its runs" if result.autoattack_source == "run" else ""
     draws = result.fresh_draws

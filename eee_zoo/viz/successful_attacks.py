@@ -111,6 +111,11 @@ def successful_attacks(
     for run in runs:
         idx = torch.nonzero(run.broken).flatten()[:k]
         chosen = []
+        if len(idx) and run.x_adv is None:
+            raise RuntimeError(
+                f"the {run.name} run's kept examples are not stored (its attacks were resumed from counts only); "
+                "run again with fresh=True (--fresh) to attack anew"
+            )
         if len(idx):
             xc, xa, yc = x[idx], run.x_adv[idx], y[idx]
             clean = draw_logits(model, xc.to(device), draws, seed)
