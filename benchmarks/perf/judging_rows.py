@@ -5,7 +5,9 @@ are short. :func:`eee_zoo.adaptive.worst_case.judge` classifies only the images 
 images, each finalist's tied images while it is still in the running) and a proposal equal to one already judged
 takes its judgement. The baseline is the same code with a model whose forward takes no ``rows``
 (:class:`EveryRow`): every image of every batch classified, as judging was before. Both sides judge the same
-proposals (the ``quick`` preset's, made once) in the same process, alternating; the figures are the ratio
+proposals in the same process, alternating: the ``quick`` preset's and, with ``--autoattack-rand``, AutoAttack
+``rand``'s examples at the eps curves' cut (the workload of ``make_figures.sh``'s curves), made once; the figures are
+the ratio
 every-row / as-needed per stage (mean and median over the repeats), the rows each side classified, and whether both
 chose the same proposals with the same hits.
 
@@ -36,6 +38,8 @@ from eee_zoo.adaptive.worst_case import WorstCase, count_hits  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "perf" / "results"
 STAGES = ("offer", "final", "fresh")
+# benchmarks/figures/make_figures.sh's EPS_CURVE_CUT, the part rand uses
+EPS_CURVE_CUT = {"apgd.n_iter": 50, "apgd.eot_iter": 5}
 
 
 class EveryRow(nn.Module):
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--final-draws", type=int, default=50, help="(default: %(default)s)")
     ap.add_argument("--tie-draws", type=int, default=200, help="(default: %(default)s)")
     ap.add_argument("--fresh-draws", type=int, default=20, help="(default: %(default)s)")
+    ap.add_argument("--autoattack-rand", action="store_true", help="AutoAttack rand's examples (cut) as proposals too")
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed repeats per side (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     ap.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default: benchmarks/perf/results)")
@@ -121,8 +126,18 @@ def main(argv: list[str] | None = None) -> int:
             model, x[index], y[index], eps=eps, norm="Linf", seed=derive_seed(0, attack.name) % 2**31
         )
     ]
-    attacks = ", ".join(a.name for a in PRESETS["quick"])
-    log(f"{len(proposals)} proposals on {len(index)} images from the quick preset's attacks ({attacks})")
+    attacks = f"the quick preset ({', '.join(a.name for a in PRESETS['quick'])})"
+    if args.autoattack_rand:
+        from eee_zoo.adaptive.autoattack_proposals import autoattack_examples
+        from eee_zoo.evaluation.examples import project
+
+        x_rand = autoattack_examples(
+            model, x[index], y[index], "rand", eps=eps, norm="Linf", seed=0, overrides=EPS_CURVE_CUT
+        )
+        x_rand = project(x[index], x_rand, eps, "Linf")  # as the adaptive evaluation offers them
+        proposals.insert(0, ("autoattack-rand", "examples", index, x_rand))
+        attacks = f"AutoAttack rand (cut {EPS_CURVE_CUT}) and " + attacks
+    log(f"{len(proposals)} proposals on {len(index)} images from {attacks}")
 
     classified: list[int] = []
     model.heads[0].register_forward_hook(lambda module, inputs, out: classified.append(len(inputs[0])))
@@ -161,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.perf.judging_rows " + " ".join(argv if argv is not None else sys.argv[1:])
     result.update({
         "command": command.strip(), "threads": args.threads, "model": args.model, "n": args.n, "eps_255": args.eps,
-        "draws": draws, "rows_classified": rows_classified, "same_outcome": same,
+        "draws": draws, "proposals": attacks, "rows_classified": rows_classified, "same_outcome": same,
     })  # fmt: skip
     out = Path(args.out)
     atomic_write_json(out / "judging_rows.json", result)
