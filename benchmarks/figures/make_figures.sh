@@ -305,10 +305,10 @@ step16() {
 
 step17() {
   # 17. the eps curve of the GPU-trained FGSM twin ResNet18_GPU_CrossMax_FGSM, the same command as step 16. Run in
-  #     sessions 26 and 27 on 2 cores (logs figures_eps_curve_attempt1.log, _attempt2.log); every AutoAttack run
-  #     finished by then is committed as resumable state in benchmarks/state/autoattack (rand at all five eps,
-  #     standard-det at 1, 2, 4, 8 /255; an unfinished run keeps a record per attack and resumes at its next one).
-  #     Left: standard-det at 16/255 (about 10-20 min), then the worst case at 1-16/255 (30-80 min per eps).
+  #     sessions 26-28 on 2 cores (logs figures_eps_curve_attempt1-3.log; the finishing run's is
+  #     figures_eps_curve.log): the ten AutoAttack runs (rand, standard-det at five eps) and the worst case's five
+  #     batches (session 28, judged as needed: 21-38 min per eps) are committed in benchmarks/state, so a rerun
+  #     redraws the figure from them in seconds.
   gpu_eps_curve ResNet18_GPU_CrossMax_FGSM
 }
 
