@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from eee_zoo._percent import floor_percent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,15 +104,23 @@ def test_the_reproducibility_finding_quotes_the_committed_comparisons() -> None:
     assert stored["outcomes"][survived] == stored["outcomes"][instead_of] == "R"  # "the run of 2026-11-23 kept both"
 
 
-def test_the_full_width_eps_curve_quotes_its_figures_data() -> None:
+@pytest.mark.parametrize(
+    "name, small_eps",
+    [
+        ("ResNet18_GPU_CrossMax", r"(\d+)/255 and (\d+)/255"),
+        ("ResNet18_GPU_CrossMax_FGSM", r"(\d+)/255, (\d+)/255 and (\d+)/255"),
+    ],
+)
+def test_the_full_width_eps_curves_quote_their_figures_data(name: str, small_eps: str) -> None:
     quote = _quote(
-        r"\[`(ResNet18_GPU_CrossMax)`\]\(benchmarks/figures/\1/eps_curve\.png\).*?widest at (\d+)/255: "
+        rf"\[`({name})`\]\(benchmarks/figures/\1/eps_curve\.png\)[^[]*?widest at (\d+)/255: "
         r"AutoAttack `rand` ([\d.]+) %, the per-draw worst case ([\d.]+) % and, counted as rand counts, ([\d.]+) %, "
-        r"near `standard` on the deterministic mode \(([\d.]+) %\); at (\d+)/255 and (\d+)/255 its per-draw worst "
-        r"case is above rand's own figure and counted as rand counts below it, as on the CPU models, so no point is "
-        r"flagged"
+        rf"near `standard` on the deterministic mode \(([\d.]+) %\); at {small_eps} its per-draw worst "
+        r"case is above rand's own figure and counted as rand counts below it,( as on the CPU models,)? so no point "
+        r"is flagged"
     )
     name, eps, rand, per_draw, as_rand, standard, *small = quote.groups()
+    small = small[:-1]  # the optional "as on the CPU models"
     data = json.loads((REPO / "benchmarks" / "figures" / name / "eps_curve.json").read_text())
 
     def at_eps(points: list[dict], eps: str = eps) -> float:
