@@ -195,7 +195,8 @@ def test_judging_some_images_gives_them_their_draws_in_the_whole_batch(model: Se
     hits, p_true = judge(model, x, y, 9, 3)
     hits_some, p_some = judge(model, x, y, 9, 3, rows=rows)
     assert torch.equal(hits_some[rows], hits[rows]) and (hits_some[~rows] == -1).all()
-    torch.testing.assert_close(p_some[rows], p_true[rows]) and p_some[~rows].isnan().all()
+    torch.testing.assert_close(p_some[rows], p_true[rows])
+    assert p_some[~rows].isnan().all()
     with pytest.raises(ValueError, match="rows must be a bool mask of shape"):
         model(x, rows=rows.nonzero().flatten())
 

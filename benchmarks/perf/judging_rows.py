@@ -7,9 +7,8 @@ takes its judgement. The baseline is the same code with a model whose forward ta
 (:class:`EveryRow`): every image of every batch classified, as judging was before. Both sides judge the same
 proposals in the same process, alternating: the ``quick`` preset's and, with ``--autoattack-rand``, AutoAttack
 ``rand``'s examples at the eps curves' cut (the workload of ``make_figures.sh``'s curves), made once; the figures are
-the ratio
-every-row / as-needed per stage (mean and median over the repeats), the rows each side classified, and whether both
-chose the same proposals with the same hits.
+the ratio every-row / as-needed per stage (mean and median over the repeats), the rows each side classified, and
+whether both chose the same proposals with the same hits.
 
     python -m benchmarks.perf.judging_rows [--model cifar10/Airbench_CPU_CrossMax] [--n 100]   (EEE_ZOO_DATA)
 
