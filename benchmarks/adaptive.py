@@ -49,7 +49,7 @@ def adaptive_path(result: dict[str, Any], results_dir: str | Path | None = None)
     if result["autoattack"] != list(AUTOATTACK_PROPOSALS):
         name += "_aa-" + ("+".join(result["autoattack"]) or "none")
     if result.get("autoattack_source") == "run":
-        name += "_aa-run"
+        name += "_aa-run" + (f"-chunk{result['autoattack_chunk_size']}" if result.get("autoattack_chunk_size") else "")
     if result["cascade"]:
         name += "_cascade"
     name += f"_{result['checkpoint_sha256'][:12]}.json"
@@ -99,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_checkpoint_arguments(parser, default_n=500, card_help="copy the worst-case figures into the model card")
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf)")
     add_attack_arguments(parser)
+    parser.set_defaults(_parser=parser)  # attack_kwargs reports usage errors through it
     args = parser.parse_args(argv)
+    kwargs = attack_kwargs(args)  # before any model is loaded
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     def score(model: nn.Module, dataset: str, threat_model: str) -> AdaptiveResult:
-        return adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **attack_kwargs(args))
+        return adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **kwargs)
 
     def save(result: AdaptiveResult) -> list[Path]:
         path = save_adaptive(result, args.results_dir)

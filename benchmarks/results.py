@@ -306,6 +306,8 @@ def worst_case_configuration(result: dict[str, Any]) -> str:
     """A short key of a worst-case result's configuration without its n (see ``_CONFIGURATION_KEYS``)."""
     same = {k: result.get(k) for k in _CONFIGURATION_KEYS}
     same["autoattack_source"] = same["autoattack_source"] or "batch"  # files from before the option
+    if result.get("autoattack_chunk_size"):  # only when set, so that the keys of unchunked runs stay as they were
+        same["autoattack_chunk_size"] = result["autoattack_chunk_size"]
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -26,6 +26,7 @@ from eee_zoo.adaptive import AdaptiveResult
 from eee_zoo.commands import default_state_dir, nonnegative_int, positive_int
 from eee_zoo.evaluation import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CHUNK_SIZE,
     VERSIONS,
     EvaluationResult,
     evaluate,
@@ -63,6 +64,7 @@ def run_one(
     seed: int = 0,
     eps: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_size: int | None = None,
     device: str | None = None,
     data_dir: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
@@ -101,6 +103,7 @@ def run_one(
         version=version,
         eps=eps,
         batch_size=batch_size,
+        chunk_size=chunk_size,
         seed=seed,
         device=device,
         data_dir=data_dir,
@@ -182,6 +185,12 @@ def add_evaluation_arguments(
     )
     parser.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 8/255 (default: 8/255 Linf, 0.5 L2)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="AutoAttack batch size")
+    parser.add_argument(
+        "--chunk-size", type=positive_int, default=None, metavar="N",
+        help="attack in fixed chunks of N images, each its own AutoAttack run with its own seed and state, so a run "
+        "longer than one sitting resumes chunk by chunk (another configuration: its file name says _chunkN; "
+        f"default: one run, or chunks of {DEFAULT_CHUNK_SIZE} under torchrun)",
+    )  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(
         "--data-dir",
@@ -220,6 +229,7 @@ def evaluation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "eps": args.eps,
         "batch_size": args.batch_size,
+        "chunk_size": args.chunk_size,
         "device": args.device,
         "data_dir": args.data_dir,
         "results_dir": args.results_dir,

@@ -85,18 +85,20 @@ def autoattack_run_examples(
     data_dir: Any = None,
     inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     model_name: str | None = None,
+    chunk_size: int | None = None,
     progress: ProgressOutput = False,
 ) -> torch.Tensor:
     """``x_adv`` ``[n_examples, ...]`` (on the CPU) of AutoAttack ``rand`` (deployed) or ``standard-det``
     (deterministic mode) on the first ``n_examples`` images: :func:`eee_zoo.evaluate` with its default batch size,
     its state kept under ``state_path`` (a finished run there is reused; an unfinished one resumes). Images the run
-    did not break keep the clean image (a proposal of ``δ = 0``)."""
+    did not break keep the clean image (a proposal of ``δ = 0``). ``chunk_size``: the run made in fixed chunks of
+    that many images, each its own resumable AutoAttack run (``evaluate(chunk_size=...)``, ``--chunk-size``)."""
     aa_version, stochastic = _mode(version)
     with stochastic_mode(model, stochastic):
         result = evaluate(
             model, n_examples, dataset, threat_model, version=aa_version, eps=eps, seed=seed, data_dir=data_dir,
             inputs=inputs, model_name=model_name, attack_overrides=overrides or None, state_path=state_path,
-            progress=progress,
+            chunk_size=chunk_size, progress=progress,
         )  # fmt: skip
     if result.x_adv is None:  # a state of an earlier format kept no examples
         raise RuntimeError(

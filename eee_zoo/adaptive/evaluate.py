@@ -70,6 +70,7 @@ def adaptive_evaluate(
     cascade: bool = False,
     autoattack_overrides: dict[str, Any] | None = None,
     autoattack_runs: str | os.PathLike | None = None,
+    autoattack_chunk_size: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -94,6 +95,8 @@ def adaptive_evaluate(
     each AutoAttack version's examples come from its full run on these ``n_examples`` images with ``seed`` (the run
     ``eee-zoo benchmark`` / ``benchmarks.run`` keep there with the same settings: reused when finished, run and kept
     there when not) instead of an AutoAttack run inside every batch; recorded as ``autoattack_source="run"``.
+    ``autoattack_chunk_size``: those runs were made in fixed chunks of that many images (``benchmarks.run
+    --chunk-size``: each chunk its own seed and resumable run, for runs longer than a session); recorded.
     ``cascade=True`` skips images already wrong on every selection draw
     (faster; labelled in the result). ``state_dir``: keep finished batches there and resume from them
     (``fresh=True``: attack anew, overwriting them). Other arguments as in :func:`eee_zoo.evaluate`.
@@ -107,6 +110,10 @@ def adaptive_evaluate(
     check_ints(0, final_draws=final_draws, tie_draws=tie_draws)
     tie_draws = tie_draws if final_draws else 0  # ties are settled after the final stage only
     check_int("seed", seed, lo=0)
+    if autoattack_chunk_size is not None:
+        check_int("autoattack_chunk_size", autoattack_chunk_size, lo=1)
+        if autoattack_runs is None:
+            raise ValueError("autoattack_chunk_size names how AutoAttack's runs were made: give autoattack_runs too")
     if attacks is None:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -151,6 +158,10 @@ def adaptive_evaluate(
     source = "run" if autoattack_runs is not None and autoattack else "batch"
     if source == "run":  # the examples depend on the whole run's images (its n) and AutoAttack's batch size
         config["autoattack_source"] = {"run": {"n_examples": n_examples, "batch_size": AUTOATTACK_BATCH_SIZE}}
+        if autoattack_chunk_size is not None:  # only when set: unchunked runs keep their keys
+            config["autoattack_source"]["run"]["chunk_size"] = autoattack_chunk_size
+    else:
+        autoattack_chunk_size = None  # no runs, nothing chunked
     state = _BatchStore(state_dir, config, fresh=fresh)
     columns = ["clean", "robust", *autoattack_names(autoattack), *names]
     batches: list[dict[str, Any]] = []
@@ -166,7 +177,8 @@ def adaptive_evaluate(
                         autoattack_runs)  # fmt: skip
             run_examples[version] = autoattack_run_examples(
                 model, version, n_examples, dataset, threat_model, eps=eps, seed=seed, state_path=autoattack_runs,
-                overrides=overrides, data_dir=data_dir, inputs=inputs, model_name=model_name, progress=progress,
+                overrides=overrides, data_dir=data_dir, inputs=inputs, model_name=model_name,
+                chunk_size=autoattack_chunk_size, progress=progress,
             )  # fmt: skip
     work = (0 if source == "run" else sum(APGD_ITERATIONS[v] for v in autoattack)) + sum(
         a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks
@@ -231,6 +243,7 @@ def adaptive_evaluate(
         n_examples=n_examples, seed=seed, batch_size=batch_size, preset=preset,
         attacks=[{"name": a.name, "description": a.describe(), **a.__dict__} for a in attacks],
         autoattack=autoattack, autoattack_overrides=overrides, autoattack_source=source,
+        autoattack_chunk_size=autoattack_chunk_size,
         selection_draws=selection_draws,
         fresh_draws=fresh_draws, final_draws=final_draws, tie_draws=tie_draws, cascade=cascade,
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],

@@ -205,6 +205,8 @@ class AdaptiveResult:
     stochastic: bool = True  # False: the model's stack draws nothing (judged on one draw, see evaluate._one_draw)
     # where AutoAttack's examples came from: "batch" (a run inside each batch) or "run" (its full run on the n images)
     autoattack_source: str = "batch"
+    # with source "run": the chunk size those runs were made in (None: one unchunked run)
+    autoattack_chunk_size: int | None = None
     # per image, the kept proposal of the headline (the clean image where that is the worst); not in to_dict()
     x_adv: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -213,6 +215,8 @@ class AdaptiveResult:
         d.pop("x_adv")
         if d["autoattack_source"] == "batch":  # files of the default source read as they did before the option
             d.pop("autoattack_source")
+        if d["autoattack_chunk_size"] is None:  # likewise for runs that were not chunked
+            d.pop("autoattack_chunk_size")
         d.update(format_version=RESULT_FORMAT, suite="adaptive", kind="adaptive")
         return d
 
@@ -250,7 +254,9 @@ class AdaptiveResult:
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
             f"worst case over the '{self.preset}' attacks"
             + (f" + AutoAttack {'/'.join(self.autoattack)} examples" if self.autoattack else "")
-            + (f" (of its runs on the {self.n_examples} images)" if self.autoattack_source == "run" else "")
+            + (f" (of its runs on the {self.n_examples} images" if self.autoattack_source == "run" else "")
+            + (f", in chunks of {self.autoattack_chunk_size}" if self.autoattack_chunk_size else "")
+            + (")" if self.autoattack_source == "run" else "")
             + f", seed={self.seed} n={self.n_examples}; chosen on {self.selection_draws} selection draws, scored on "
             f"{f} fresh draws"
             + (f" (finalists judged again on {self.final_draws} draws" if self.final_draws else "")

@@ -56,6 +56,15 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of an AutoAttack run inside every batch: most of the suite's time when those runs exist. Another "
         "configuration, named in the result (default: off)",
     )
+    parser.add_argument(
+        "--autoattack-chunk-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --autoattack-runs: those runs were made in chunks of N images (`--chunk-size N` of "
+        "`eee-zoo benchmark` / `python -m benchmarks.run`: each chunk its own seed and resumable run), and are "
+        "looked for, or made, so (default: one unchunked run)",
+    )
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every draw and attack (default: 0)")
     parser.add_argument(
         "--selection-draws",
@@ -107,6 +116,8 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`eee_zoo.adaptive.adaptive_evaluate` from :func:`add_attack_arguments` options."""
     state_dir = Path(args.state_dir) if args.state_dir is not None else default_state_dir("adaptive")
     runs = args.autoattack_runs
+    if args.autoattack_chunk_size is not None and runs is None:  # a usage error, before any model is loaded
+        args._parser.error("argument --autoattack-chunk-size: goes with --autoattack-runs (how those runs were made)")
     return {
         "preset": args.preset,
         "autoattack": args.autoattack,
@@ -116,6 +127,7 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "tie_draws": args.tie_draws,
         "cascade": args.cascade,
         "autoattack_runs": default_state_dir("autoattack") if runs is True else runs,
+        "autoattack_chunk_size": args.autoattack_chunk_size,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "device": args.device,
@@ -129,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from ..adaptive import adaptive_evaluate
     from ..loading import load_model
 
+    kwargs = attack_kwargs(args)  # usage errors first
     model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
-    result = adaptive_evaluate(model, args.n_examples, args.dataset, args.threat_model, **attack_kwargs(args))
+    result = adaptive_evaluate(model, args.n_examples, args.dataset, args.threat_model, **kwargs)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0

@@ -157,7 +157,7 @@ def figure_settings(args: argparse.Namespace) -> Any:
             tie_draws=attack["tie_draws"],
             fresh_draws=attack["fresh_draws"], batch_size=attack["batch_size"], cascade=attack["cascade"],
             autoattack_overrides=(cut or None) if attack["autoattack"] else None,
-            autoattack_runs=args.autoattack_runs,
+            autoattack_runs=args.autoattack_runs, autoattack_chunk_size=attack["autoattack_chunk_size"],
         ),
         class_max=ClassMaxSettings(starts=args.starts, steps=args.steps, step_size=args.step_size,
                                    noise=args.start_noise, draws=args.max_draws),

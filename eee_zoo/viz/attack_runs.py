@@ -141,6 +141,7 @@ class AdaptiveSettings:
     # AutoAttack's examples from its full runs (see adaptive_evaluate): a state folder, or True for the figures' own
     # AutoAttack runs (state_dir/autoattack, shared when their batch size is evaluate's default); None: per batch
     autoattack_runs: str | Path | bool | None = None
+    autoattack_chunk_size: int | None = None  # those runs made in chunks of this many images (see adaptive_evaluate)
     attacks: tuple[Any, ...] | None = None  # Attack values replacing the preset (tests)
 
 
@@ -170,7 +171,8 @@ def adaptive_run(
         attacks=list(settings.attacks) if settings.attacks is not None else None, autoattack=settings.autoattack,
         selection_draws=settings.selection_draws, final_draws=settings.final_draws, tie_draws=settings.tie_draws,
         fresh_draws=settings.fresh_draws, batch_size=settings.batch_size, cascade=settings.cascade,
-        autoattack_overrides=settings.autoattack_overrides, autoattack_runs=runs or None, data_dir=data_dir,
+        autoattack_overrides=settings.autoattack_overrides, autoattack_runs=runs or None,
+        autoattack_chunk_size=settings.autoattack_chunk_size, data_dir=data_dir,
         state_dir=state_dir, fresh=fresh, progress=progress,
     )  # fmt: skip
     x_adv = None if result.x_adv is None else result.x_adv.detach().cpu()
