@@ -512,6 +512,46 @@ def test_autoattack_examples_can_come_from_its_full_run_the_one_benchmark_keeps(
     assert "_aa-run_" in names[0] and "_aa-run" not in names[1]
 
 
+def test_autoattack_examples_can_come_from_a_run_made_in_chunks(model: SelfEnsemble, data, tmp_path: Path) -> None:
+    """``autoattack_chunk_size``: the examples are those of ``evaluate(chunk_size=...)`` (``benchmarks.run
+    --chunk-size``), a run of its own (per-chunk seeds), recorded in the result, its file name and its state key."""
+    from benchmarks.adaptive import adaptive_path
+    from benchmarks.results import worst_case_configuration
+    from eee_zoo import evaluate
+
+    x, y = data[0][:8], data[1][:8]
+    cut = {**FAST_STANDARD, "apgd.eot_iter": 2}
+    kw = {"eps": EPS, "attacks": (), "autoattack": ("standard-det",), "autoattack_overrides": cut, "progress": False,
+          **{**DRAWS, "final_draws": 0}}  # fmt: skip
+    runs = tmp_path / "autoattack"
+    with pytest.raises(ValueError, match="autoattack_chunk_size names how AutoAttack's runs were made"):
+        adaptive_evaluate(model, 8, inputs=(x, y), autoattack_chunk_size=4, **kw)
+    with pytest.raises(ValueError, match="autoattack_chunk_size must be an integer >= 1"):
+        adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, autoattack_chunk_size=0, **kw)
+    with stochastic_mode(model, False):  # the chunked run made first, as benchmarks.run --chunk-size 4 makes it
+        run = evaluate(model, 8, inputs=(x, y), version="standard", eps=EPS, attack_overrides=cut, state_path=runs,
+                       chunk_size=4)  # fmt: skip
+    assert run.chunk_size == 4 and run.x_adv is not None
+    kept = sorted(p for p in runs.rglob("*") if p.is_file())
+    state = tmp_path / "adaptive"
+    chunked = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, autoattack_chunk_size=4,
+                                state_dir=state, **kw)  # fmt: skip
+    assert sorted(p for p in runs.rglob("*") if p.is_file()) == kept  # the chunked run was reused, not made again
+    from_run = torch.tensor([c.startswith("autoattack-standard-det/") for c in chunked.chosen])
+    assert from_run.any()
+    assert torch.equal(chunked.x_adv[from_run], project(x, run.x_adv, EPS, "Linf")[from_run])
+    assert chunked.autoattack_chunk_size == 4 and chunked.to_dict()["autoattack_chunk_size"] == 4
+    assert "in chunks of 4" in chunked.summary()
+    assert type(chunked).from_dict(chunked.to_dict()).to_dict() == chunked.to_dict()
+    # the unchunked run is another configuration: another AutoAttack run, its own batches, name and key
+    whole = adaptive_evaluate(model, 8, inputs=(x, y), autoattack_runs=runs, state_dir=state, **kw)
+    assert whole.autoattack_chunk_size is None and "autoattack_chunk_size" not in whole.to_dict()
+    assert len(list(state.iterdir())) == 2
+    names = [adaptive_path(r.to_dict()).name for r in (chunked, whole)]
+    assert "_aa-run-chunk4_" in names[0] and "_aa-run_" in names[1]
+    assert worst_case_configuration(chunked.to_dict()) != worst_case_configuration(whole.to_dict())
+
+
 ADAPTIVE_BAD = [
     ({"n_examples": 10001}, "larger than the cifar10 test split"),
     ({"selection_draws": 0}, "selection_draws must be an integer >= 1"),

@@ -171,6 +171,29 @@ def test_benchmarks_run_evaluates_named_checkpoints(checkout: Path, capsys: pyte
         assert torch.equal(x_adv[i], x[i]) == (outcome in "-R"), (i, outcome)  # an example for every broken image
 
 
+def test_benchmarks_run_in_chunks_resumes_chunk_by_chunk(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--chunk-size``: each chunk its own resumable run; a kill between chunks loses only the unfinished one, and
+    the results file (``_chunkN``) is the uninterrupted one's."""
+    argv = [*_argv(checkout, "--deterministic", "--seed", "5", "--chunk-size", "2"), "--no-leaderboard"]
+    assert run_main(argv) == 0
+    capsys.readouterr()
+    (path,) = (checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*_seed5_*.json")
+    data = load_result(path)
+    assert path.stem.endswith("_chunk2") and data["chunk_size"] == 2
+    chunks = data["attack_config"]["chunks"]  # each chunk's images and seed, recorded
+    assert [(c["start"], c["stop"]) for c in chunks] == [(0, 2), (2, 4)] and chunks[0]["seed"] != chunks[1]["seed"]
+    (chunk_dir,) = [p for p in (checkout / "state").iterdir() if p.is_dir() and "_standard_" in p.name]
+    second = sorted(chunk_dir.glob("chunk-00001.*"))
+    assert second, sorted(chunk_dir.iterdir())
+    first = {p: p.read_bytes() for p in chunk_dir.glob("chunk-00000.*")}
+    for p in second:  # the second chunk lost (a kill before it finished): it alone is attacked again
+        p.unlink()
+    path.unlink()
+    assert run_main(argv) == 0
+    assert load_result(path)["outcomes"] == data["outcomes"] and sorted(chunk_dir.glob("chunk-00001.*")) == second
+    assert {p: p.read_bytes() for p in chunk_dir.glob("chunk-00000.*")} == first  # resumed as it was, not rewritten
+
+
 def test_a_card_number_without_a_backing_results_file_fails(
     checkout: Path, real_result: EvaluationResult, tmp_path: Path
 ) -> None:

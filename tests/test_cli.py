@@ -72,6 +72,9 @@ def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture) -> None:
         ["export", "X", "--config", "c.json"],  # --config needs --weights
         ["export", "X", "--config", "c.json", "--from-zoo", "Y"],
         ["push"],
+        ["benchmark", "X", "--chunk-size", "0"],
+        ["adaptive", "X", "--autoattack-chunk-size", "100"],  # without --autoattack-runs: says what it goes with
+        ["visualize", "X", "--autoattack-chunk-size", "100"],
     ],
 )
 def test_bad_usage_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture) -> None:

@@ -168,17 +168,18 @@ def figure_settings(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .adaptive import attack_kwargs
+
+    attack = attack_kwargs(args)  # usage errors first
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ImportError("eee-zoo visualize needs matplotlib: pip install 'eee-zoo[viz]'") from None
     from ..loading import load_model
     from ..viz import make_figures
-    from .adaptive import attack_kwargs
 
     what = list(FIGURES) if "all" in args.what else list(dict.fromkeys(args.what))
     settings = figure_settings(args)
-    attack = attack_kwargs(args)
     model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
     baseline = None
     if args.baseline:
