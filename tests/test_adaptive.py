@@ -201,6 +201,32 @@ def test_judging_some_images_gives_them_their_draws_in_the_whole_batch(model: Se
         model(x, rows=rows.nonzero().flatten())
 
 
+def test_judging_in_micro_batches_keeps_the_draws_of_the_whole_pass(model: SelfEnsemble, data) -> None:
+    """``micro_batch``: the backbone on a few images at a time after the stack drew for the whole pass, so each image
+    gets the draw it gets in one pass (not that of a call on its part alone); judging on the CPU uses it."""
+    x, y = data
+    whole = model.predictor_logits(x, torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    parts = model.predictor_logits(x, gen, micro_batch=3)
+    torch.testing.assert_close(parts, whole, rtol=0, atol=1e-5)
+    # the generator advanced as by one pass: the next call draws what it draws after a whole pass
+    again = torch.Generator().manual_seed(5)
+    model.predictor_logits(x, again)
+    torch.testing.assert_close(model(x, gen), model(x, again), rtol=0, atol=1e-5)
+    assert not torch.allclose(parts[3:6], model.predictor_logits(x[3:6], torch.Generator().manual_seed(5)), atol=1e-3)
+    rows = torch.arange(len(x)) % 2 == 0
+    torch.testing.assert_close(model(x, torch.Generator().manual_seed(5), rows=rows, micro_batch=2),
+                               model(x, torch.Generator().manual_seed(5), rows=rows), rtol=0, atol=1e-5)  # fmt: skip
+    one_pass, micro = judge(model, x, y, 9, 3, micro_batch=None), judge(model, x, y, 9, 3, micro_batch=4)
+    assert torch.equal(micro[0], one_pass[0])
+    torch.testing.assert_close(micro[1], one_pass[1])
+    assert torch.equal(judge(model, x, y, 9, 3)[0], one_pass[0])  # the default ("cpu") on this CPU
+    with pytest.raises(ValueError, match="micro_batch must be an integer >= 1, None or 'cpu'"):
+        judge(model, x, y, 9, 3, micro_batch="gpu")
+    with pytest.raises(ValueError, match="micro_batch must be an integer >= 1"):
+        model(x, micro_batch=0)
+
+
 def test_each_image_and_proposal_is_judged_once_with_the_choice_of_judging_all(model: SelfEnsemble, data) -> None:
     x, y = data
     classified_rows = []

@@ -265,7 +265,12 @@ class SelfEnsemble(
                 )
 
     def predictor_logits(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, *, rows: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        rows: torch.Tensor | None = None,
+        micro_batch: int | None = None,
     ) -> torch.Tensor:
         """Every predictor's logits, ``[B, P, C]`` in the order of ``predictor_names``.
 
@@ -277,6 +282,11 @@ class SelfEnsemble(
         its randomness for the whole batch, so each row gets the very draw it gets in a full call (the outputs
         agree up to float rounding, which can depend on the batch size), for the cost of the backbone on the rows
         alone.
+
+        ``micro_batch`` runs the backbone and heads on at most that many stacked images at a time (the stack still
+        draws for the whole batch at once, so the draws are those of one call): on a CPU a pass over thousands of
+        images is several times slower per image than small ones (``benchmarks/perf/judging_micro_batch.py``).
+        For judging under ``torch.no_grad()``; with gradients every part's graph is kept until the backward pass.
         """
         self.check_input(x)
         dtype = self._parameter_dtype()
@@ -287,6 +297,15 @@ class SelfEnsemble(
             if rows.dtype != torch.bool or rows.shape != x.shape[:1]:
                 raise ValueError(f"rows must be a bool mask of shape [{len(x)}], got {rows.dtype} {tuple(rows.shape)}")
             stacked = stacked[rows]
+        if micro_batch is not None and len(stacked) > micro_batch:
+            if micro_batch < 1:
+                raise ValueError(f"micro_batch must be an integer >= 1, got {micro_batch}")
+            parts = [self._classify_stacked(stacked[i : i + micro_batch]) for i in range(0, len(stacked), micro_batch)]
+            return torch.cat(parts)
+        return self._classify_stacked(stacked)
+
+    def _classify_stacked(self, stacked: torch.Tensor) -> torch.Tensor:
+        """``[N, P, C]``: the backbone and every head on stacked images (the deterministic part of the model)."""
         features, tapped = self.backbone.forward_features(stacked, self.taps)
         logits = [head(tapped[tap]) for tap, head in zip(self.taps, self.heads)]
         if self.include_backbone_head:
@@ -303,9 +322,14 @@ class SelfEnsemble(
         return self.aggregate_fn(logits, self.k)
 
     def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, *, rows: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        rows: torch.Tensor | None = None,
+        micro_batch: int | None = None,
     ) -> torch.Tensor:
-        return self.aggregate(self.predictor_logits(x, generator=generator, rows=rows))
+        return self.aggregate(self.predictor_logits(x, generator=generator, rows=rows, micro_batch=micro_batch))
 
     def extra_repr(self) -> str:
         return f"predictors={self.predictor_names}, aggregator={self.aggregator!r}, k={self.k}"
