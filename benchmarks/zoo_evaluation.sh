@@ -151,3 +151,10 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.adaptive ResNet18_GPU_CrossMax --n-examples 100 --seed 0 --batch-size 50 \
 #       --autoattack-runs benchmarks/state/autoattack --state-dir benchmarks/state --write-card --no-leaderboard
 #   python -m benchmarks.leaderboard
+# The ResNet18_GPU_* checkpoints at n = 500 on the CPU (issues 8 and 9; the GPU queue's n = 1000 waits for a GPU):
+# AutoAttack standard-det and rand in chunks of 100 images, then the worst case with their examples in batches of 50,
+# each piece resumable and committed as it finishes (benchmarks/state/README.md says which are done). Started in
+# session 29 (2026-12-04) for the FGSM twin from a worktree at 4ce17f8 (log cpu_n500_ResNet18_GPU_CrossMax_FGSM.log);
+# a later session continues with the same command:
+#   bash benchmarks/cpu_n500.sh ResNet18_GPU_CrossMax_FGSM >> benchmarks/cpu_n500_ResNet18_GPU_CrossMax_FGSM.log 2>&1
+#   bash benchmarks/cpu_n500.sh ResNet18_GPU_CrossMax >> benchmarks/cpu_n500_ResNet18_GPU_CrossMax.log 2>&1
