@@ -277,6 +277,16 @@ def test_leaderboard_row_shows_the_headline_rand_and_per_attack_columns(checkout
     assert "adaptive 'zoo' worst case, per draw: 100 images x 4 fresh draws" in top
 
 
+def test_the_attacks_cell_says_where_autoattack_s_examples_came_from(checkout: Path) -> None:
+    hits = [0] * 100
+    save(checkout, worst_case(hits, {"apgd-ce-det": hits}, fresh_draws=4, autoattack_source="run"), "a")
+    save(checkout, worst_case(hits, {"apgd-ce-det": hits}, fresh_draws=4, autoattack_source="run",
+                              autoattack_chunk_size=100), "b")  # fmt: skip
+    markdown, _ = _build(checkout)
+    assert "zoo + AutoAttack rand, standard-det (its runs' examples) |" in markdown
+    assert "zoo + AutoAttack rand, standard-det (its runs' examples, runs in chunks of 100) |" in markdown
+
+
 def test_checks_flag_a_worst_case_above_rand_or_a_single_attack(checkout: Path) -> None:
     hits = [4] * 30 + [0] * 70  # 30.00 % per draw: above rand's 25.00 %, and 10 images above apgd-ce-det's 20.00 %
     save(checkout, worst_case(hits, {"apgd-ce-det": [4] * 20 + [0] * 80, "apgd-dlr": hits}, fresh_draws=4))

@@ -183,7 +183,9 @@ def render_adaptive(
                 eps_tag(r["eps"], r["threat_model"]).replace("-", "/"),
                 r["preset"]
                 + (f" + AutoAttack {', '.join(r['autoattack'])}" if r.get("autoattack") else "")
-                + (" (its runs' examples)" if r.get("autoattack_source") == "run" else "")
+                + (" (its runs' examples" if r.get("autoattack_source") == "run" else "")
+                + (f", runs in chunks of {r['autoattack_chunk_size']}" if r.get("autoattack_chunk_size") else "")
+                + (")" if r.get("autoattack_source") == "run" else "")
                 + (" (cascade)" if r.get("cascade") else ""),
                 str(n),
                 str(r["seed"]),
