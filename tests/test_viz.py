@@ -401,6 +401,15 @@ def test_autoattack_runs_option_in_both_commands(tmp_path: Path) -> None:
     assert attack_kwargs(parse("adaptive", "X", "--autoattack-runs", str(tmp_path)))["autoattack_runs"] == str(tmp_path)
     args = parse("visualize", "X", "--autoattack-runs")
     assert figure_settings(args).adaptive.autoattack_runs is True
+    assert figure_settings(args).adaptive.autoattack_chunk_size is None
+    chunked = parse("visualize", "X", "--autoattack-runs", "--autoattack-chunk-size", "100")
+    assert figure_settings(chunked).adaptive.autoattack_chunk_size == 100
+    assert (
+        attack_kwargs(parse("adaptive", "X", "--autoattack-runs", "--autoattack-chunk-size", "7"))[
+            "autoattack_chunk_size"
+        ]
+        == 7
+    )
     command = visualize_command.command_line(args)
     assert " --autoattack-runs " in command and "True" not in command
 

@@ -187,6 +187,7 @@ def adaptive_run(
         "selection_draws": result.selection_draws, "final_draws": result.final_draws,
         "tie_draws": result.tie_draws, "fresh_draws": draws, "cascade": result.cascade,
         **({"autoattack_source": "run"} if result.autoattack_source == "run" else {}),
+        **({"autoattack_chunk_size": result.autoattack_chunk_size} if result.autoattack_chunk_size else {}),
         "stochastic": result.stochastic, "seed": seed, "batch_size": result.batch_size,
         "wall_time_s": result.wall_time_s,
         "every_draw_robust": {"accuracy": result.robust.every_draw, "correct": result.robust.every_draw_correct,
