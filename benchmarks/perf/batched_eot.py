@@ -28,7 +28,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.perf.log import Log  # noqa: E402
-from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.adaptive.surrogates import Surrogate  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "perf" / "results"
@@ -106,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"load average after: {os.getloadavg()[0]:.2f}")
     out = Path(args.out)
     command = "python -m benchmarks.perf.batched_eot " + " ".join(argv if argv is not None else sys.argv[1:])
-    atomic_write_json(out / "batched_eot.json", {"command": command.strip(), "threads": args.threads, "rows": rows})
-    atomic_write_text(out / "batched_eot.log", "\n".join(log.lines) + "\n")
+    log.save(out, "batched_eot", {"command": command.strip(), "threads": args.threads, "rows": rows})
     return 0
 
 

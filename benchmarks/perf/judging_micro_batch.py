@@ -27,15 +27,10 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from benchmarks.perf.log import Log
+from eee_zoo.adaptive.worst_case import CPU_MICRO_BATCH, judge
 
-from benchmarks.perf.log import Log  # noqa: E402
-from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
-from eee_zoo.adaptive.worst_case import CPU_MICRO_BATCH, judge  # noqa: E402
-
-RESULTS_DIR = REPO_ROOT / "benchmarks" / "perf" / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODELS = ("cifar10/ResNet18_GPU_CrossMax", "cifar10/ResNet18w16_CPU_CrossMax", "cifar10/Airbench_CPU_CrossMax")
 
 
@@ -99,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.perf.judging_micro_batch " + " ".join(argv if argv is not None else sys.argv[1:])
     result.update({"command": command.strip(), "threads": args.threads, "n": args.n, "draws": args.draws})
     out = Path(args.out)
-    atomic_write_json(out / "judging_micro_batch.json", result)
-    atomic_write_text(out / "judging_micro_batch.log", "\n".join(log.lines) + "\n")
+    log.save(out, "judging_micro_batch", result)
     return 0
 
 

@@ -32,7 +32,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.perf.log import Log  # noqa: E402
-from eee_zoo._io import atomic_write_json, atomic_write_text  # noqa: E402
 from eee_zoo.adaptive.worst_case import WorstCase, count_hits  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "perf" / "results"
@@ -178,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "draws": draws, "proposals": attacks, "rows_classified": rows_classified, "same_outcome": same,
     })  # fmt: skip
     out = Path(args.out)
-    atomic_write_json(out / "judging_rows.json", result)
-    atomic_write_text(out / "judging_rows.log", "\n".join(log.lines) + "\n")
+    log.save(out, "judging_rows", result)
     return 0
 
 
