@@ -374,6 +374,24 @@ def test_batched_eot_is_the_mean_probability_over_draws(model: SelfEnsemble, dat
     assert torch.allclose(batched.log_softmax(-1), expected, atol=1e-5)
 
 
+def test_eot_in_micro_batches_has_the_draws_and_gradient_of_one_pass(model: SelfEnsemble, data) -> None:
+    x, y = data[0][:5], data[1][:5]
+
+    def gradient(micro_batch: int | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        model.manual_seed(7)
+        xg = x.clone().requires_grad_(True)
+        z = Surrogate(model, head="mean", draws=3, micro_batch=micro_batch)(xg)
+        nn.functional.cross_entropy(z, y).backward()
+        return z.detach(), xg.grad
+
+    (z, g), (z_micro, g_micro) = gradient(None), gradient(4)  # 15 copies in passes of 4, 4, 4, 3
+    torch.testing.assert_close(z_micro, z, rtol=0, atol=1e-5)
+    torch.testing.assert_close(g_micro, g, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(gradient("cpu")[1], g, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="micro_batch must be an integer >= 1, None or 'cpu'"):
+        Surrogate(model, head="mean", draws=3, micro_batch=0)
+
+
 def test_per_draw_interval_is_clopper_pearson_for_one_draw() -> None:
     from scipy.stats import binomtest
 

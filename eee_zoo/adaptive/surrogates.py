@@ -10,7 +10,11 @@ same weights:
   stochastic stack with expectation over ``E`` draws. The draws run as **one batch** of ``E x B`` images (each copy
   gets its own noise from the model's generator: the stack draws per image), not as ``E`` sequential passes, and
   are combined as the log of the mean probability, so cross-entropy on the output is the loss of the expected
-  classifier, the quantity the deployed model's per-draw accuracy follows.
+  classifier, the quantity the deployed model's per-draw accuracy follows. ``micro_batch`` runs the backbone on that
+  many of those images at a time (``SelfEnsemble.predictor_logits(micro_batch=)``), after the stack has drawn for
+  all of them: the same draws, logits and gradients. It is off by default: on the 2-core CPU it made a gradient of
+  a full-width ResNet-18 1.7x faster but the zoo's small models' no faster or slower
+  (``benchmarks/perf/judging_micro_batch.py --workload eot``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,17 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
-__all__ = ["Surrogate", "stochastic_mode"]
+__all__ = ["CPU_MICRO_BATCH", "Surrogate", "cpu_micro_batch", "stochastic_mode"]
 
 COMBINE = ("probs", "logits")
+# Images per backbone pass on a CPU when judging stacks thousands (draws x images): such a pass is up to 2x slower
+# per image there than passes of a few dozen (benchmarks/perf/judging_micro_batch.py); other devices keep one pass.
+CPU_MICRO_BATCH = 32
+
+
+def cpu_micro_batch(x: torch.Tensor) -> int | None:
+    """The ``micro_batch`` for a call on ``x``: :data:`CPU_MICRO_BATCH` on a CPU, ``None`` (one pass) elsewhere."""
+    return CPU_MICRO_BATCH if x.device.type == "cpu" else None
 
 
 @contextlib.contextmanager
@@ -41,7 +53,14 @@ def stochastic_mode(model: nn.Module, stochastic: bool) -> Iterator[None]:
 class Surrogate(nn.Module):
     """``model`` seen through ``head`` and ``draws`` (see the module docstring); outputs ``[B, C]`` logits."""
 
-    def __init__(self, model: nn.Module, head: str | int = "deployed", draws: int = 0, combine: str = "probs") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        head: str | int = "deployed",
+        draws: int = 0,
+        combine: str = "probs",
+        micro_batch: int | None | str = None,
+    ) -> None:
         super().__init__()
         if not (head in ("deployed", "mean") or (isinstance(head, int) and 0 <= head < model.num_predictors)):
             raise ValueError(
@@ -51,7 +70,10 @@ class Surrogate(nn.Module):
             raise ValueError(f"draws must be an integer >= 0, got {draws!r}")
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
+        if not (micro_batch is None or micro_batch == "cpu" or (isinstance(micro_batch, int) and micro_batch >= 1)):
+            raise ValueError(f"micro_batch must be an integer >= 1, None or 'cpu', got {micro_batch!r}")
         self.model, self.head, self.draws, self.combine = model, head, draws, combine
+        self.micro_batch = micro_batch  # the EOT pass's backbone micro-batches (None: one pass; "cpu": cpu_micro_batch)
 
     def describe(self) -> str:
         head = self.head if isinstance(self.head, str) else f"predictor {self.model.predictor_names[self.head]}"
@@ -72,7 +94,8 @@ class Surrogate(nn.Module):
         b = x.shape[0]
         with stochastic_mode(self.model, True):
             # copy e of image i sits at e * B + i; one forward pass for all draws
-            z = self._aggregate(self.model.predictor_logits(x.repeat(self.draws, 1, 1, 1)))
+            micro = cpu_micro_batch(x) if self.micro_batch == "cpu" else self.micro_batch
+            z = self._aggregate(self.model.predictor_logits(x.repeat(self.draws, 1, 1, 1), micro_batch=micro))
         z = z.view(self.draws, b, -1)
         if self.combine == "logits":
             return z.mean(dim=0)

@@ -28,8 +28,9 @@ per-attack columns.
 Judging is nearly all of the cost, so an image is judged only where its result is used: each on the very draws it
 gets in the whole batch (:func:`judge`'s ``rows``), and a proposal equal to one already judged on the same draws (an
 attack that kept the clean image, the worst case's choice) takes that judgement rather than being judged again.
-On a CPU the backbone runs in micro-batches of :data:`CPU_MICRO_BATCH` images after the stack has drawn for the whole
-pass (the same draws; about 2x faster on a ResNet-18, where one pass over thousands of images is slow per image).
+On a CPU the backbone runs in micro-batches (:func:`~eee_zoo.adaptive.surrogates.cpu_micro_batch`) after the stack
+has drawn for the whole pass (the same draws; about 2x faster on a ResNet-18, where one pass over thousands of images
+is slow per image).
 """
 
 from __future__ import annotations
@@ -43,16 +44,12 @@ import torch
 import torch.nn as nn
 
 from ..evaluation.seeds import derive_seed
-from .surrogates import stochastic_mode
+from .surrogates import cpu_micro_batch, stochastic_mode
 
-__all__ = ["CPU_MICRO_BATCH", "Tally", "WorstCase", "count_hits", "judge"]
+__all__ = ["Tally", "WorstCase", "count_hits", "judge"]
 
 CLEAN = "clean"
 _MAX_JUDGE_BATCH = 2048  # images per forward pass when judging (draws x images are batched together)
-# On a CPU the model's backbone runs on this many of them at a time (the stack still draws for the whole pass, so
-# the draws are unchanged): a pass over thousands of images is several times slower per image there
-# (benchmarks/perf/judging_micro_batch.py); GPUs keep the whole pass.
-CPU_MICRO_BATCH = 32
 
 
 def count_hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
@@ -81,14 +78,14 @@ def judge(
     and NaN probability.
 
     ``micro_batch``: a model whose forward takes ``micro_batch`` (a SelfEnsemble) runs its backbone on that many
-    images at a time, with the draws of the whole pass; ``"cpu"``: :data:`CPU_MICRO_BATCH` on a CPU, one pass on
-    other devices; ``None``: one pass.
+    images at a time, with the draws of the whole pass; ``"cpu"``: :func:`~.surrogates.cpu_micro_batch` (32 on a
+    CPU, one pass on other devices); ``None``: one pass.
     """
     b = len(x)
     if isinstance(micro_batch, str):
         if micro_batch != "cpu":
             raise ValueError(f"micro_batch must be an integer >= 1, None or 'cpu', got {micro_batch!r}")
-        micro_batch = CPU_MICRO_BATCH if x.device.type == "cpu" else None
+        micro_batch = cpu_micro_batch(x)
     if rows is not None and bool(rows.all()):
         rows = None
     gen = torch.Generator(device=x.device).manual_seed(seed)
