@@ -183,9 +183,7 @@ def render_adaptive(
                 eps_tag(r["eps"], r["threat_model"]).replace("-", "/"),
                 r["preset"]
                 + (f" + AutoAttack {', '.join(r['autoattack'])}" if r.get("autoattack") else "")
-                + (" (its runs' examples" if r.get("autoattack_source") == "run" else "")
-                + (f", runs in chunks of {r['autoattack_chunk_size']}" if r.get("autoattack_chunk_size") else "")
-                + (")" if r.get("autoattack_source") == "run" else "")
+                + _runs_note(r)
                 + (" (cascade)" if r.get("cascade") else ""),
                 str(n),
                 str(r["seed"]),
@@ -219,3 +217,11 @@ def render_adaptive(
         ]
     lines.append("")
     return lines
+
+
+def _runs_note(r: dict[str, Any]) -> str:
+    """`` (its runs' examples[, runs in chunks of N])`` for a worst case that took AutoAttack's runs' examples."""
+    if r.get("autoattack_source") != "run":
+        return ""
+    chunks = f", runs in chunks of {r['autoattack_chunk_size']}" if r.get("autoattack_chunk_size") else ""
+    return f" (its runs' examples{chunks})"

@@ -250,13 +250,15 @@ class AdaptiveResult:
     def summary(self) -> str:
         """Human-readable lines; every figure says what it counts."""
         f = self.fresh_draws
+        runs = ""
+        if self.autoattack_source == "run":
+            chunks = f", in chunks of {self.autoattack_chunk_size}" if self.autoattack_chunk_size else ""
+            runs = f" (of its runs on the {self.n_examples} images{chunks})"
         head = (
             f"{self.model_name} ({self.checkpoint_sha256[:12]}) {self.dataset} {self.threat_model} eps={self.eps:.6g} "
             f"worst case over the '{self.preset}' attacks"
             + (f" + AutoAttack {'/'.join(self.autoattack)} examples" if self.autoattack else "")
-            + (f" (of its runs on the {self.n_examples} images" if self.autoattack_source == "run" else "")
-            + (f", in chunks of {self.autoattack_chunk_size}" if self.autoattack_chunk_size else "")
-            + (")" if self.autoattack_source == "run" else "")
+            + runs
             + f", seed={self.seed} n={self.n_examples}; chosen on {self.selection_draws} selection draws, scored on "
             f"{f} fresh draws"
             + (f" (finalists judged again on {self.final_draws} draws" if self.final_draws else "")

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
-__all__ = ["CPU_MICRO_BATCH", "Surrogate", "cpu_micro_batch", "stochastic_mode"]
+__all__ = ["CPU_MICRO_BATCH", "Surrogate", "micro_batch_for", "stochastic_mode"]
 
 COMBINE = ("probs", "logits")
 # Images per backbone pass on a CPU when judging stacks thousands (draws x images): such a pass is up to 2x slower
@@ -34,9 +34,18 @@ COMBINE = ("probs", "logits")
 CPU_MICRO_BATCH = 32
 
 
-def cpu_micro_batch(x: torch.Tensor) -> int | None:
-    """The ``micro_batch`` for a call on ``x``: :data:`CPU_MICRO_BATCH` on a CPU, ``None`` (one pass) elsewhere."""
-    return CPU_MICRO_BATCH if x.device.type == "cpu" else None
+def _check_micro_batch(micro_batch: int | None | str) -> None:
+    if not (micro_batch is None or micro_batch == "cpu" or (isinstance(micro_batch, int) and micro_batch >= 1)):
+        raise ValueError(f"micro_batch must be an integer >= 1, None or 'cpu', got {micro_batch!r}")
+
+
+def micro_batch_for(micro_batch: int | None | str, x: torch.Tensor) -> int | None:
+    """The ``micro_batch`` a SelfEnsemble call on ``x`` gets: ``"cpu"`` is :data:`CPU_MICRO_BATCH` on a CPU and
+    ``None`` (one pass) elsewhere; an integer or ``None`` is itself. Anything else is refused."""
+    _check_micro_batch(micro_batch)
+    if micro_batch == "cpu":
+        return CPU_MICRO_BATCH if x.device.type == "cpu" else None
+    return micro_batch
 
 
 @contextlib.contextmanager
@@ -70,10 +79,9 @@ class Surrogate(nn.Module):
             raise ValueError(f"draws must be an integer >= 0, got {draws!r}")
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
-        if not (micro_batch is None or micro_batch == "cpu" or (isinstance(micro_batch, int) and micro_batch >= 1)):
-            raise ValueError(f"micro_batch must be an integer >= 1, None or 'cpu', got {micro_batch!r}")
+        _check_micro_batch(micro_batch)
         self.model, self.head, self.draws, self.combine = model, head, draws, combine
-        self.micro_batch = micro_batch  # the EOT pass's backbone micro-batches (None: one pass; "cpu": cpu_micro_batch)
+        self.micro_batch = micro_batch  # the EOT pass's backbone micro-batches (None: one pass; see micro_batch_for)
 
     def describe(self) -> str:
         head = self.head if isinstance(self.head, str) else f"predictor {self.model.predictor_names[self.head]}"
@@ -94,7 +102,7 @@ class Surrogate(nn.Module):
         b = x.shape[0]
         with stochastic_mode(self.model, True):
             # copy e of image i sits at e * B + i; one forward pass for all draws
-            micro = cpu_micro_batch(x) if self.micro_batch == "cpu" else self.micro_batch
+            micro = micro_batch_for(self.micro_batch, x)
             z = self._aggregate(self.model.predictor_logits(x.repeat(self.draws, 1, 1, 1), micro_batch=micro))
         z = z.view(self.draws, b, -1)
         if self.combine == "logits":

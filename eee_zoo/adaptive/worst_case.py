@@ -28,7 +28,7 @@ per-attack columns.
 Judging is nearly all of the cost, so an image is judged only where its result is used: each on the very draws it
 gets in the whole batch (:func:`judge`'s ``rows``), and a proposal equal to one already judged on the same draws (an
 attack that kept the clean image, the worst case's choice) takes that judgement rather than being judged again.
-On a CPU the backbone runs in micro-batches (:func:`~eee_zoo.adaptive.surrogates.cpu_micro_batch`) after the stack
+On a CPU the backbone runs in micro-batches (:func:`~eee_zoo.adaptive.surrogates.micro_batch_for`) after the stack
 has drawn for the whole pass (the same draws; about 2x faster on a ResNet-18, where one pass over thousands of images
 is slow per image).
 """
@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 
 from ..evaluation.seeds import derive_seed
-from .surrogates import cpu_micro_batch, stochastic_mode
+from .surrogates import micro_batch_for, stochastic_mode
 
 __all__ = ["Tally", "WorstCase", "count_hits", "judge"]
 
@@ -78,14 +78,11 @@ def judge(
     and NaN probability.
 
     ``micro_batch``: a model whose forward takes ``micro_batch`` (a SelfEnsemble) runs its backbone on that many
-    images at a time, with the draws of the whole pass; ``"cpu"``: :func:`~.surrogates.cpu_micro_batch` (32 on a
+    images at a time, with the draws of the whole pass; ``"cpu"``: :func:`~.surrogates.micro_batch_for` (32 on a
     CPU, one pass on other devices); ``None``: one pass.
     """
     b = len(x)
-    if isinstance(micro_batch, str):
-        if micro_batch != "cpu":
-            raise ValueError(f"micro_batch must be an integer >= 1, None or 'cpu', got {micro_batch!r}")
-        micro_batch = cpu_micro_batch(x)
+    micro_batch = micro_batch_for(micro_batch, x)
     if rows is not None and bool(rows.all()):
         rows = None
     gen = torch.Generator(device=x.device).manual_seed(seed)
