@@ -23,7 +23,9 @@ from training.gpu.data_parts import install, split_packs  # noqa: E402
 
 TOY_QUEUE = """
 evaluations:
-  - {name: rand, command: benchmarks.run, args: [--version, rand, --n-examples, 4, --seed, 0]}
+  - name: rand
+    command: benchmarks.run
+    args: [--version, rand, --n-examples, 4, --seed, 0, --chunk-size, 2, --state-dir, benchmarks/state/autoattack]
   - name: adaptive
     command: benchmarks.adaptive
     args: [--n-examples, 4, --seed, 0, --preset, quick, --autoattack, --selection-draws, 2, --fresh-draws, 2]
@@ -91,10 +93,17 @@ def toy_call(cifar_npz_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     return {"root": root, "repo": repo, "work": work, "out": root / "out1", "stdout": proc.stdout}
 
 
+def _names(out: Path) -> set[str]:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in sorted(out.iterdir())))) as tar:
+        return set(tar.getnames())
+
+
 def test_call_trains_evaluates_and_bundles(toy_call: dict) -> None:
-    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in sorted(toy_call["out"].iterdir())))) as tar:
-        names = set(tar.getnames())
+    names = _names(toy_call["out"])
     name = "Tiny_Airbench_CrossMax"
+    # the chunked rand run's state (--state-dir) comes back, so an unfinished evaluation resumes elsewhere
+    chunks = [n for n in names if n.startswith(f"benchmarks/state/autoattack/{name}_cifar10_Linf_rand_")]
+    assert {Path(n).name for n in chunks} >= {"chunk-00000.eee.json", "chunk-00001.eee.json"}, sorted(names)
     assert f"training/runs/{name}/results.json" in names
     assert f"model_cards/cifar10/Linf/{name}/README.md" in names
     assert f"model_cards/cifar10/Linf/{name}/model.safetensors" in names
@@ -122,6 +131,8 @@ def test_next_call_resumes_from_the_machine_and_respects_its_budget(toy_call: di
     assert "restored earlier calls' files" in proc.stdout
     assert (fresh / "model_cards" / "cifar10" / "Linf" / "Tiny_Airbench_CrossMax" / "README.md").is_file()
     assert "exit" not in proc.stdout  # every step was done already: nothing re-run
+    # every bundle holds all of the lease's products: the weights trained by the first call too
+    assert "model_cards/cifar10/Linf/Tiny_Airbench_CrossMax/model.safetensors" in _names(tmp_path / "out")
     # A fresh machine with too little time starts nothing, and says so.
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "data").symlink_to(toy_call["work"] / "data")
@@ -133,6 +144,7 @@ def test_collect_extracts_and_advances_the_queue(toy_call: dict, tmp_path: Path)
     repo = _repo_copy(tmp_path / "repo")
     written = collect(toy_call["out"], repo)
     assert "model_cards/cifar10/Linf/Tiny_Airbench_CrossMax/model.safetensors" in written
+    assert any(n.startswith("benchmarks/state/autoattack/") for n in written)
     states = update_queue(repo, Path("training/gpu/toy_queue.yaml"))
     assert states == {"training/recipes/tiny.yaml": "evaluated"}
     queue = yaml.safe_load((repo / "training" / "gpu" / "toy_queue.yaml").read_text())
@@ -142,6 +154,21 @@ def test_collect_extracts_and_advances_the_queue(toy_call: dict, tmp_path: Path)
     (tmp_path / "fresh_work" / "data").symlink_to(toy_call["work"] / "data")
     proc = _call(repo, tmp_path / "fresh_work", tmp_path / "out", budget=120)
     assert proc.returncode == 0 and " exit " not in proc.stdout, proc.stdout
+    # weights that came with the tree are committed already: the bundle leaves them out
+    assert not any(n.endswith(".safetensors") and n.startswith("model_cards/") for n in _names(tmp_path / "out"))
+
+
+def test_a_trained_entry_waits_for_its_weights(toy_call: dict, tmp_path: Path) -> None:
+    """A trained entry is evaluated in the call that carries its shards; without them it waits, running nothing."""
+    repo = _repo_copy(tmp_path / "repo")  # no weights: _repo_copy leaves *.safetensors out
+    queue = repo / "training" / "gpu" / "toy_queue.yaml"
+    queue.write_text(queue.read_text().replace("state: queued", "state: trained"))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "data").symlink_to(toy_call["work"] / "data")
+    proc = _call(repo, tmp_path / "work", tmp_path / "out", budget=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Tiny_Airbench_CrossMax: waiting for its weights" in proc.stdout
+    assert "rand-Tiny_Airbench_CrossMax" not in proc.stdout and "adaptive-Tiny" not in proc.stdout
 
 
 def _bundle(folder: Path, members: dict[str, bytes]) -> Path:
@@ -181,7 +208,7 @@ def test_the_committed_queue_is_valid() -> None:
     queue = load_queue()
     recipes = queue.recipes()
     assert [r.name for _, r in recipes][:2] == ["ResNet18_GPU_CrossMax", "ResNet18_GPU_CrossMax_FGSM"]
-    assert [e["name"] for e in queue.evaluations] == ["rand", "standard-det", "adaptive"]
+    assert [e["name"] for e in queue.evaluations] == ["rand-n500", "standard-det-n500", "adaptive-n500"]
     for job in queue.jobs:  # runs on checkpoints already in the zoo
         card = REPO_ROOT / "model_cards" / job.get("dataset", "cifar10") / job.get("threat_model", "Linf")
         assert (card / job["checkpoint"] / "README.md").is_file(), job
@@ -212,3 +239,6 @@ def test_the_queue_s_adaptive_runs_can_reuse_its_autoattack_runs() -> None:
             assert {option(r["args"], "--version") for r in feeding} == {"rand", "standard"}
         for r in feeding:
             assert int(option(r["args"], "--batch-size", DEFAULT_BATCH_SIZE)) == DEFAULT_BATCH_SIZE, (who, r)
+            # where the adaptive run looks, in chunks of the size it names (None: unchunked, the default state dir)
+            assert option(r["args"], "--state-dir") == option(adaptive["args"], "--autoattack-runs"), (who, r)
+            assert option(r["args"], "--chunk-size") == option(adaptive["args"], "--autoattack-chunk-size"), (who, r)

@@ -125,6 +125,17 @@ class Call:
         self.committed = committed_steps(self.repo)  # finished by earlier leases: never run again
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", EEE_ZOO_STATE_DIR=str(self.work / "state"))
         self.env["PYTHONPATH"] = os.pathsep.join([str(self.repo), *filter(None, [os.environ.get("PYTHONPATH")])])
+        # Weights that came with the tree (carried), not made on this machine: the bundle leaves them out, since
+        # they are committed already; what an earlier call of the lease trained is in the mirror and goes back.
+        # The record is kept on the machine: a later call restores them from the mirror without carrying them.
+        record = self.work / "arrived.json"
+        self.arrived: set[str] = set(json.loads(record.read_text())) if record.exists() else set()
+        self.arrived |= {
+            p.relative_to(self.repo).as_posix()
+            for p in (self.repo / "model_cards").glob("*/*/*/*.safetensors")
+            if not (self.mirror / p.relative_to(self.repo)).exists()
+        }
+        record.write_text(json.dumps(sorted(self.arrived)))
 
     def log(self, message: str) -> None:
         line = f"{datetime.datetime.now().strftime('%H:%M:%S')} [{self.elapsed():6.1f}s] {message}"
@@ -151,6 +162,7 @@ class Call:
             self.status[key] = "not started"
             return False
         self.log(f"{key}: {' '.join(cmd)}")
+        started = time.time()
         step_log = self.repo / self.log_dir / f"{key}.log"
         with open(step_log, "a") as out:
             proc = subprocess.Popen(cmd, cwd=self.repo, env=self.env, stdout=out, stderr=subprocess.STDOUT)
@@ -165,6 +177,7 @@ class Call:
                     proc.wait()
                 self.log(f"{key}: stopped at the deadline; the next call resumes it")
                 self.status[key] = "stopped"
+                self.produced.update(_state_written(self.repo, cmd, started))
                 self.save_mirror()
                 return False
         tail = step_log.read_text(errors="replace").splitlines()[-3:]
@@ -172,6 +185,7 @@ class Call:
         if rc == 0:
             marker.touch()
         self.status[key] = "done" if rc == 0 else "failed"
+        self.produced.update(_state_written(self.repo, cmd, started))
         self.save_mirror()
         return rc == 0
 
@@ -202,14 +216,32 @@ class Call:
         path.write_text(json.dumps({"lease": self.lease, "steps": dict(sorted(steps.items()))}, indent=2) + "\n")
         self.save_mirror()  # the mirror holds every call's products on this machine: each bundle has them all
         buf = io.BytesIO()
+
+        def leave_out(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            return None if info.name in self.arrived else _skip_checkpoints(info)
+
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
             for top in sorted(self.mirror.iterdir()):
-                tar.add(top, arcname=top.name, filter=_skip_checkpoints)
+                tar.add(top, arcname=top.name, filter=leave_out)
         data = buf.getvalue()
         out.mkdir(parents=True, exist_ok=True)
         for i in range(0, len(data), BUNDLE_PART_BYTES):
             (out / f"bundle.tgz.{i // BUNDLE_PART_BYTES:02d}").write_bytes(data[i : i + BUNDLE_PART_BYTES])
         self.log(f"bundle: {len(data) / 2**20:.1f} MiB in {-(-len(data) // BUNDLE_PART_BYTES)} parts under {out}")
+
+
+def _state_written(repo: Path, cmd: list[str], since: float) -> list[str]:
+    """Files a step wrote under its ``--state-dir`` (relative to ``repo``), so that an evaluation the lease did not
+    finish goes back resumable: AutoAttack's chunk states, the worst case's finished batches. The batches' kept
+    examples stay behind (13 MB a batch; a batch resumes without them, as their committed counts do)."""
+    if "--state-dir" not in cmd:
+        return []
+    root = repo / cmd[cmd.index("--state-dir") + 1]
+    return [
+        p.relative_to(repo).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.stat().st_mtime >= since - 1 and not p.name.endswith(".examples.safetensors")
+    ]
 
 
 def _skip_checkpoints(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -298,8 +330,16 @@ def run_call(args: argparse.Namespace) -> int:
         produces = [f"{root}/{dataset}/{threat_model}/{name}" for root in ("benchmarks/results", "model_cards")]
         return call.step(f"{run['name']}-{name}", command, produces)
 
+    waiting: set[str] = set()
+
     def evaluate(evaluation: dict[str, Any], recipe: Any) -> bool:
         if recipe.dataset not in tested or not applies(evaluation, recipe):
+            return False
+        card = call.repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name
+        if not any(card.glob("*.safetensors")):  # a trained entry's weights travel in the call that evaluates it
+            if recipe.name not in waiting:
+                call.log(f"{recipe.name}: waiting for its weights on the machine (carry {card.relative_to(call.repo)})")
+                waiting.add(recipe.name)
             return False
         return run_on(evaluation, recipe.name, recipe.dataset, recipe.threat_model)
 

@@ -26,7 +26,7 @@ from .call import QUEUE_FILE, REPO, applies, committed_steps, load_queue
 __all__ = ["ALLOWED_PREFIXES", "collect", "update_queue"]
 
 ALLOWED_PREFIXES = ("training/runs/", "model_cards/", "benchmarks/results/", "benchmarks/perf/results/",
-                    "benchmarks/figures/", "training/gpu/logs/")  # fmt: skip
+                    "benchmarks/figures/", "benchmarks/state/", "training/gpu/logs/")  # fmt: skip
 
 
 def read_bundle(folder: Path) -> tarfile.TarFile:
