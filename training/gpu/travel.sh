@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # What travels to the GPU machine is the checkout's tracked files plus the carried paths, 64 MiB in all; the zoo's
 # committed weights, examples and figures are far more. `slim` untracks them in the index only (the files stay, and
-# .git/info/exclude ignores them until `restore`), so a call carries just the checkpoints it evaluates (their
-# shards named in `carry`). Chunked AutoAttack runs' states (`*.chunks/`) stay: a call resumes them.
+# a block at the end of .gitignore ignores them until `restore`: .git/info/exclude cannot, as .gitignore's own
+# `!` lines outrank it), so a call carries just the checkpoints it evaluates (their shards named in `carry`).
+# Chunked AutoAttack runs' states (`*.chunks/`) stay tracked: a call resumes them.
 #   bash training/gpu/travel.sh slim      # before the device calls (commit first)
 #   bash training/gpu/travel.sh size      # MiB that travel without the carried paths
 #   bash training/gpu/travel.sh restore   # after them: the index back to HEAD, the exclusions removed
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-exclude=.git/info/exclude
+exclude=.gitignore
 begin="# >>> training/gpu/travel.sh slim"
 end="# <<< training/gpu/travel.sh slim"
 size() {
@@ -25,7 +26,7 @@ slim)
 size) size ;;
 restore)
     git reset -q
-    sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
+    git checkout -- "$exclude"
     git status --short | head
     ;;
 *) echo "usage: bash training/gpu/travel.sh slim|size|restore" >&2; exit 2 ;;
