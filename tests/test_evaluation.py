@@ -520,3 +520,27 @@ def test_the_package_is_small_modules_whose_imports_point_one_way() -> None:
         later = imported & set(package.MODULES[index:])
         assert not later, f"{name} imports {sorted(later)}, listed after it"
         assert "eee_zoo.adaptive" not in source and ".adaptive" not in imported
+
+
+def test_a_generator_state_from_another_kind_of_device_resumes_only_a_run_that_never_draws(
+    tiny_model: SelfEnsemble,
+) -> None:
+    """A chunk begun on a GPU (its generator states: seed and offset, 16 bytes) resumes on the CPU in the
+    deterministic mode, which draws nothing; a stochastic run's draws cannot continue there, and it says so."""
+    import base64
+    import struct
+
+    from eee_zoo.evaluation.seeds import model_generators, restore_generators, snapshot_generators
+
+    cpu = torch.device("cpu")
+    saved = snapshot_generators(tiny_model, cpu)
+    assert saved, "the tiny self-ensemble owns a generator"
+    cuda_written = [{**s, "state": base64.b64encode(struct.pack("<QQ", 155657491, 120)).decode()} for s in saved]
+    tiny_model.manual_seed(3)
+    before = [g.get_state().clone() for _, g in model_generators(tiny_model, cpu)]
+    restore_generators(tiny_model, cpu, cuda_written, draws=False)
+    assert all(torch.equal(b, g.get_state()) for b, (_, g) in zip(before, model_generators(tiny_model, cpu)))
+    with pytest.raises(RuntimeError, match="another kind of device than cpu"):
+        restore_generators(tiny_model, cpu, cuda_written)
+    restore_generators(tiny_model, cpu, saved)  # the same kind of device: restored exactly
+    assert [s["state"] for s in snapshot_generators(tiny_model, cpu)] == [s["state"] for s in saved]

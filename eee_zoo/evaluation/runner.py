@@ -111,7 +111,9 @@ def run_resumable(
             flags = flags_tensor(resume_from["flags"])
             broken = flags_tensor(boundaries[0]["flags"]) & ~flags
             x_adv = state.load_examples(x, flags_str(broken))
-            restore_generators(spec.model, spec.device, resume_from["generators"])
+            # a deterministic run's generators draw nothing: one begun on a GPU resumes on the CPU and vice versa
+            draws = bool(identity.get("stochastic", True))
+            restore_generators(spec.model, spec.device, resume_from["generators"], draws=draws)
             start = CascadePosition(resume_from["index"], flags, x_adv, dict(resume_from["accuracies"]))
         with observer.meter.installed(adversary, spec.model):
             final = run_cascade(

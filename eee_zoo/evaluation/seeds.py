@@ -53,8 +53,14 @@ def snapshot_generators(model: nn.Module, device: torch.device) -> list[dict[str
     ]
 
 
-def restore_generators(model: nn.Module, device: torch.device, saved: list[dict[str, str]]) -> None:
-    """Set the model's generators to a :func:`snapshot_generators` record (refused for another set of modules)."""
+def restore_generators(
+    model: nn.Module, device: torch.device, saved: list[dict[str, str]], *, draws: bool = True
+) -> None:
+    """Set the model's generators to a :func:`snapshot_generators` record (refused for another set of modules).
+
+    A record written on another kind of device (a CUDA generator's state is its seed and offset, a CPU one's the
+    whole Mersenne Twister) cannot continue there: with ``draws=False`` (a run that never draws, the deterministic
+    mode) it is skipped, as nothing depends on it; otherwise the resume is refused."""
     generators = dict(model_generators(model, device))
     if sorted(generators) != sorted(s["module"] for s in saved):
         raise RuntimeError(
@@ -63,7 +69,16 @@ def restore_generators(model: nn.Module, device: torch.device, saved: list[dict[
         )
     for s in saved:
         state = torch.frombuffer(bytearray(base64.b64decode(s["state"])), dtype=torch.uint8)
-        generators[s["module"]].set_state(state)
+        generator = generators[s["module"]]
+        if state.numel() != generator.get_state().numel():
+            if not draws:
+                continue
+            raise RuntimeError(
+                f"cannot resume: the state of {s['module'] or 'the model'}'s generator was written on another kind "
+                f"of device than {device.type}, and a stochastic run's draws continue only there; resume it on that "
+                "device, or start afresh (--fresh)"
+            )
+        generator.set_state(state)
 
 
 @contextlib.contextmanager
