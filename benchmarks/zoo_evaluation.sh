@@ -63,8 +63,7 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # Card figures derived again from committed results files, without running anything, after the headline-column rule
 # (eee_zoo.adaptive.result.headline_column) came in (Gauss025: its headline is pgd-mean-eot's column):
 #   python -m benchmarks.recard benchmarks/results/cifar10/Linf/Airbench_CPU_CrossMax_Gauss025/adaptive/zoo_eps8-255_n100_seed0_a64877b1a61a.json
-# The ResNet18_GPU_* checkpoints are evaluated by the GPU queue (training/gpu/queue.yaml: rand and standard-det at
-# n=1000, the zoo preset's worst case on the same 1000 images with their examples, --autoattack-runs). Until a GPU is lent, their only adaptive bound is the quick preset
+# The ResNet18_GPU_* checkpoints' n = 500 evaluations are at the end of this file. Before them, their only adaptive bound was the quick preset
 # (APGD-CE on the mean of the logits, 10 iterations; PGD with EOT 2, 10 steps) without AutoAttack's examples, at
 # n=100 on the CPU (AutoAttack rand on a full-width ResNet-18 takes hours here): an upper bound like any other, far
 # weaker than the zoo preset, so the GPU run supersedes it (worktree at f2047dd, 2026-12-01; log
@@ -151,7 +150,9 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 #   python -m benchmarks.adaptive ResNet18_GPU_CrossMax --n-examples 100 --seed 0 --batch-size 50 \
 #       --autoattack-runs benchmarks/state/autoattack --state-dir benchmarks/state --write-card --no-leaderboard
 #   python -m benchmarks.leaderboard
-# The ResNet18_GPU_* checkpoints at n = 500 on the CPU (issues 8 and 9; the GPU queue's n = 1000 waits for a GPU):
+# The ResNet18_GPU_* checkpoints at n = 500 (issues 8 and 9), on the CPU and, when one is lent, on the GPU: the GPU
+# queue's evaluations are these same commands with --device cuda (training/gpu/queue.yaml), sharing the committed
+# chunks and batches; the lease of 2026-12-04 made the clean twin's rand and most of its standard-det:
 # AutoAttack standard-det and rand in chunks of 100 images, then the worst case with their examples in batches of 50,
 # each piece resumable and committed as it finishes (benchmarks/state/README.md says which are done). Started in
 # session 29 (2026-12-04) for the FGSM twin from a worktree at 4ce17f8 (log cpu_n500_ResNet18_GPU_CrossMax_FGSM.log);

@@ -33,6 +33,17 @@ def cpu_arithmetic() -> dict[str, str]:
     }
 
 
+def session_text(arithmetic: dict[str, str]) -> str:
+    """Where one session of a run attacked, from its record (``{"device", "gpu"?, "cpu", ...}``):
+    ``"cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"``."""
+    return f"{device_text(arithmetic)}: {arithmetic_text(arithmetic)}"
+
+
+def device_text(arithmetic: dict[str, str]) -> str:
+    """The device of a session's record, with the GPU's name where it was recorded (since 2026-12-04)."""
+    return f"{arithmetic['device']} ({arithmetic['gpu']})" if arithmetic.get("gpu") else arithmetic["device"]
+
+
 def arithmetic_text(arithmetic: dict[str, str]) -> str:
     """:func:`cpu_arithmetic`'s record as one phrase: ``"Intel(R) Xeon(R) Processor, AVX512, 2 thread(s)"``."""
     return f"{arithmetic['cpu']}, {arithmetic['cpu_capability']}, {arithmetic['threads']} thread(s)"

@@ -192,6 +192,22 @@ def test_benchmarks_run_in_chunks_resumes_chunk_by_chunk(checkout: Path, capsys:
     assert run_main(argv) == 0
     assert load_result(path)["outcomes"] == data["outcomes"] and sorted(chunk_dir.glob("chunk-00001.*")) == second
     assert {p: p.read_bytes() for p in chunk_dir.glob("chunk-00000.*")} == first  # resumed as it was, not rewritten
+    assert data["device"] == "cpu" and len(data["attacked_on"]) == 1 and data["attacked_on"][0].startswith("cpu: ")
+
+    # A chunk made elsewhere (a GPU lease): the file assembled here names the devices that attacked, not this one.
+    (state_file,) = chunk_dir.glob("chunk-00000.eee.json")
+    state = json.loads(state_file.read_text())
+    state["arithmetic"] = [{"device": "cuda:0", "gpu": "NVIDIA H200", "cpu": "Intel(R) Xeon(R) Processor",
+                            "cpu_capability": "AVX512", "threads": "16"}]  # fmt: skip
+    state_file.write_text(json.dumps(state))
+    path.unlink()
+    assert run_main(argv) == 0
+    assert "attacked on cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s); cpu: " in (
+        capsys.readouterr().out
+    )
+    mixed = load_result(path)
+    assert mixed["device"] == "cuda:0 (NVIDIA H200) + cpu" and mixed["outcomes"] == data["outcomes"]
+    assert mixed["attacked_on"][0] == "cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"
 
 
 def test_a_card_number_without_a_backing_results_file_fails(

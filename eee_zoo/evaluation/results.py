@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._cpu import cpu_arithmetic
+from .._cpu import cpu_arithmetic, device_text, session_text
 from .._percent import interval_percent_text, percent_text
 from .intervals import CONFIDENCE, INTERVALS
 from .state import RunRecord, make_identity
@@ -90,6 +90,10 @@ class EvaluationResult:
     sessions: int  # > 1 when the run was resumed
     created: str
     suite: str = SUITE  # files written before the field existed are AutoAttack results too
+    # Where the attacks ran, one entry per distinct machine (device: processor, instruction set, threads), in the
+    # order of the runs' sessions: a run resumed or its chunks made elsewhere (a GPU lease, then the CPU) names
+    # each; ``device`` is then their devices, not the machine that assembled the file. [] before 2026-12-04.
+    attacked_on: list[str] = dataclasses.field(default_factory=list)
     log: list[str] = dataclasses.field(default_factory=list, repr=False)
     # What this session did not measure itself (a reused finished state, a resumed partial one): shown by
     # summary(), not kept in results files.
@@ -193,6 +197,8 @@ class EvaluationResult:
         )
         for w in self.warnings:
             lines.append(f"  AutoAttack check [{w.check}] x{w.count}: {w.message}")
+        if len(self.attacked_on) > 1:  # one figure, several machines: their floats decide which images break
+            lines.append("  attacked on " + "; ".join(self.attacked_on))
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -272,6 +278,9 @@ def summarize(
     device_name = str(device)
     if device.type == "cuda":
         device_name += f" ({torch.cuda.get_device_name(device)})"
+    sessions = [a for r in records for a in r.arithmetic]
+    if sessions:  # the devices that attacked, which a file assembled from reused states does not share
+        device_name = " + ".join(dict.fromkeys(device_text(a) for a in sessions))
     result = EvaluationResult(
         model_name=identity["model_name"],
         checkpoint_sha256=identity["checkpoint_sha256"],
@@ -302,6 +311,7 @@ def summarize(
         interval_method=interval,
         versions=versions(),
         device=device_name,
+        attacked_on=list(dict.fromkeys(session_text(a) for a in sessions)),
         world_size=world_size,
         wall_time_s=round(wall_time, 4),
         sessions=max(r.sessions for r in records),

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._cpu import arithmetic_text, cpu_arithmetic
+from .._cpu import cpu_arithmetic, session_text
 from .._progress import ProgressOutput
 from .autoattack import build_autoattack
 from .autoattack_checks import CheckRecorder, add_warning, captured_python_warnings, classify
@@ -97,7 +97,8 @@ def run_resumable(
     observer = _Observer(spec, state, x, resume_from)
     state.data["sessions"] += 1
     # where each session attacked: its floats, and so which images break, depend on it (benchmarks/reproducibility)
-    state.data.setdefault("arithmetic", []).append({"device": str(spec.device), **cpu_arithmetic()})
+    gpu = {"gpu": torch.cuda.get_device_name(spec.device)} if spec.device.type == "cuda" else {}
+    state.data.setdefault("arithmetic", []).append({"device": str(spec.device), **gpu, **cpu_arithmetic()})
     state.save()
 
     if hasattr(spec.model, "manual_seed"):
@@ -132,11 +133,7 @@ def run_resumable(
 
 def _attacked_on(state: RunState) -> str:
     """The arithmetic of a state's sessions, as a note says it (states before 2026-12-02 did not record it)."""
-    seen = []
-    for a in state.data.get("arithmetic", []):
-        text = f"{a['device']}: {arithmetic_text(a)}"
-        if text not in seen:
-            seen.append(text)
+    seen = list(dict.fromkeys(session_text(a) for a in state.data.get("arithmetic", [])))
     return "attacked on " + "; ".join(seen) if seen else "attacked on an unrecorded machine"
 
 
@@ -159,6 +156,7 @@ def _record(state: RunState, x: torch.Tensor, seed: int, *, x_adv: torch.Tensor 
         sessions=d["sessions"],
         warnings=[dict(w) for w in d["warnings"]],
         log=list(d["log"]),
+        arithmetic=[dict(a) for a in d.get("arithmetic", [])],
         x_adv=x_adv if x_adv is not None else state.load_examples(x, _broken(state)),
     )
 

@@ -145,6 +145,8 @@ class RunRecord:
     sessions: int
     warnings: list[dict[str, Any]]
     log: list[str]
+    # where each session attacked ({"device", "gpu"?, "cpu", "cpu_capability", "threads"}; states before 2026-12-02: [])
+    arithmetic: list[dict[str, str]] = dataclasses.field(default_factory=list)
     x_adv: torch.Tensor | None = None  # [n, C, H, W]: the breaking example, the clean image where none broke it
     notes: list[str] = dataclasses.field(default_factory=list)  # reused / resumed state (not saved)
 
