@@ -16,8 +16,11 @@ resumable, so the next call, while the machine is warm, continues it):
 5. runs the queue's evaluations (``python -m benchmarks.run`` / ``python -m benchmarks.adaptive`` with
    ``--device cuda --write-card``): the first, the headline figure, right after each entry's training; the
    others then, each over every trained entry;
-6. writes everything produced (run records, cards, sharded weights, results files, logs; no resumable
-   checkpoints) as ``$OUT/bundle.tgz.NN`` parts of at most 15 MiB, for ``python -m training.gpu.collect``.
+6. writes everything produced (run records, cards, weights it trained, results files, what the evaluations wrote
+   under their ``--state-dir`` so that an unfinished one resumes elsewhere, logs; no training checkpoints, no
+   weights that came with the tree) as ``$OUT/bundle.tgz.NN`` parts of at most 15 MiB, for
+   ``python -m training.gpu.collect``. A trained entry whose weights are not on the machine waits (they are
+   carried: ``training/gpu/travel.sh``).
 
 Steps run as subprocesses, exactly the commands a user would type, so their logs are the usual ones.
 """
