@@ -39,6 +39,12 @@ def session_text(arithmetic: dict[str, str]) -> str:
     return f"{device_text(arithmetic)}: {arithmetic_text(arithmetic)}"
 
 
+def device_record(device: torch.device) -> dict[str, str]:
+    """``{"device"}``, with ``"gpu"`` (its name) on a CUDA device: the device half of a session's record."""
+    gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
+    return {"device": str(device), **gpu}
+
+
 def device_text(arithmetic: dict[str, str]) -> str:
     """The device of a session's record, with the GPU's name where it was recorded (since 2026-12-04)."""
     return f"{arithmetic['device']} ({arithmetic['gpu']})" if arithmetic.get("gpu") else arithmetic["device"]

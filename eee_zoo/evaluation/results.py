@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._cpu import cpu_arithmetic, device_text, session_text
+from .._cpu import cpu_arithmetic, device_record, device_text, session_text
 from .._percent import interval_percent_text, percent_text
 from .intervals import CONFIDENCE, INTERVALS
 from .state import RunRecord, make_identity
@@ -275,12 +275,10 @@ def summarize(
         )
         for j, a in enumerate(attacks)
     ]
-    device_name = str(device)
-    if device.type == "cuda":
-        device_name += f" ({torch.cuda.get_device_name(device)})"
+    # the devices that attacked, which a file assembled from reused states does not share (states before
+    # 2026-12-02 did not record them: this call's device)
     sessions = [a for r in records for a in r.arithmetic]
-    if sessions:  # the devices that attacked, which a file assembled from reused states does not share
-        device_name = " + ".join(dict.fromkeys(device_text(a) for a in sessions))
+    device_name = " + ".join(dict.fromkeys(device_text(a) for a in sessions or [device_record(device)]))
     result = EvaluationResult(
         model_name=identity["model_name"],
         checkpoint_sha256=identity["checkpoint_sha256"],

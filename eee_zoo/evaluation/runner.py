@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._cpu import cpu_arithmetic, session_text
+from .._cpu import cpu_arithmetic, device_record, session_text
 from .._progress import ProgressOutput
 from .autoattack import build_autoattack
 from .autoattack_checks import CheckRecorder, add_warning, captured_python_warnings, classify
@@ -97,8 +97,7 @@ def run_resumable(
     observer = _Observer(spec, state, x, resume_from)
     state.data["sessions"] += 1
     # where each session attacked: its floats, and so which images break, depend on it (benchmarks/reproducibility)
-    gpu = {"gpu": torch.cuda.get_device_name(spec.device)} if spec.device.type == "cuda" else {}
-    state.data.setdefault("arithmetic", []).append({"device": str(spec.device), **gpu, **cpu_arithmetic()})
+    state.data.setdefault("arithmetic", []).append({**device_record(spec.device), **cpu_arithmetic()})
     state.save()
 
     if hasattr(spec.model, "manual_seed"):
