@@ -199,13 +199,16 @@ def test_benchmarks_run_in_chunks_resumes_chunk_by_chunk(checkout: Path, capsys:
     state = json.loads(state_file.read_text())
     state["arithmetic"] = [{"device": "cuda:0", "gpu": "NVIDIA H200", "cpu": "Intel(R) Xeon(R) Processor",
                             "cpu_capability": "AVX512", "threads": "16"}]  # fmt: skip
+    state["spent_s"] = 600.0  # ten minutes there: the file assembled here in a second says what the figure cost
     state_file.write_text(json.dumps(state))
     path.unlink()
     assert run_main(argv) == 0
-    assert "attacked on cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s); cpu: " in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "attacked on cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s); cpu: " in out
     mixed = load_result(path)
+    (other,) = chunk_dir.glob("chunk-00001.eee.json")
+    assert mixed["compute_s"] == round(600.0 + json.loads(other.read_text())["spent_s"], 1)
+    assert mixed["wall_time_s"] < 60 and f"attacks took {mixed['compute_s']:.0f} s in all" in out
     assert mixed["device"] == "cuda:0 (NVIDIA H200) + cpu" and mixed["outcomes"] == data["outcomes"]
     assert mixed["attacked_on"][0] == "cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"
 

@@ -105,6 +105,18 @@ def runs(model: nn.Module, state: Path) -> list[AttackRun]:
     ]
 
 
+def test_an_eot_cut_applies_to_the_stochastic_run_only(model, state: Path) -> None:
+    """``--autoattack-cut apgd.eot_iter=2`` cuts rand's 20 draws; on standard-det (one draw, deterministic mode) it
+    would average two copies of one gradient: twice the cost for the same attack, so it is not applied there."""
+    det = autoattack_run(model, "autoattack-standard-det", 2, "cifar10", "Linf", eps=EPS, seed=0, state_dir=state,
+                         overrides=FAST_AA)  # fmt: skip
+    assert "apgd.eot_iter" not in det.settings["cut"] and det.settings["attack_config"]["apgd"]["eot_iter"] == 1
+    assert det.settings["cut"]["apgd.n_iter"] == 3
+    rand = autoattack_run(model, "autoattack-rand", 2, "cifar10", "Linf", eps=EPS, seed=0, state_dir=state,
+                          overrides=FAST_AA)  # fmt: skip
+    assert rand.settings["cut"]["apgd.eot_iter"] == 2 and rand.settings["attack_config"]["apgd"]["eot_iter"] == 2
+
+
 def test_class_name_tables() -> None:
     assert len(CLASS_NAMES["cifar10"]) == 10 and CLASS_NAMES["cifar10"][3] == "cat"
     assert len(CLASS_NAMES["cifar100"]) == 100 and list(CLASS_NAMES["cifar100"]) == sorted(CLASS_NAMES["cifar100"])

@@ -80,8 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draws", type=positive_int, default=20, help="draws of the deployed model behind the "
                         "successful attacks' probabilities (default: 20)")  # fmt: skip
     parser.add_argument("--autoattack-cut", nargs="+", type=autoattack_cut, default=[], metavar="KEY=VALUE",
-                        help="cut AutoAttack's settings (apgd.n_iter=10 apgd.eot_iter=5 ...; default: none, its "
-                        "real settings); recorded and labelled")  # fmt: skip
+                        help="cut AutoAttack's settings (apgd.n_iter=10 apgd.eot_iter=5 ...; EOT cuts the rand run "
+                        "only; default: none, its real settings); recorded and labelled")  # fmt: skip
     parser.add_argument("--autoattack-batch-size", type=positive_int, default=500,
                         help="AutoAttack's batch size (default: 500, as the zoo's results files)")  # fmt: skip
     group = parser.add_argument_group("class maximisation")

@@ -94,6 +94,10 @@ class EvaluationResult:
     # order of the runs' sessions: a run resumed or its chunks made elsewhere (a GPU lease, then the CPU) names
     # each; ``device`` is then their devices, not the machine that assembled the file. [] before 2026-12-04.
     attacked_on: list[str] = dataclasses.field(default_factory=list)
+    # Seconds of attacks behind the figure, summed over chunks and every session that worked on them (a reused
+    # state's too, an interrupted one's lost work included): what the figure cost, where ``wall_time_s`` is only
+    # this call's (seconds when it assembled finished states). None before 2026-12-04.
+    compute_s: float | None = None
     log: list[str] = dataclasses.field(default_factory=list, repr=False)
     # What this session did not measure itself (a reused finished state, a resumed partial one): shown by
     # summary(), not kept in results files.
@@ -199,6 +203,11 @@ class EvaluationResult:
             lines.append(f"  AutoAttack check [{w.check}] x{w.count}: {w.message}")
         if len(self.attacked_on) > 1:  # one figure, several machines: their floats decide which images break
             lines.append("  attacked on " + "; ".join(self.attacked_on))
+        if self.compute_s is not None and self.compute_s > self.wall_time_s + 1:  # reused or resumed states
+            lines.append(
+                f"  attacks took {self.compute_s:.0f} s in all ({self.sessions} session(s), chunks summed); this call "
+                f"{self.wall_time_s:.0f} s"
+            )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -312,6 +321,7 @@ def summarize(
         attacked_on=list(dict.fromkeys(session_text(a) for a in sessions)),
         world_size=world_size,
         wall_time_s=round(wall_time, 4),
+        compute_s=round(sum(r.spent_s for r in records), 1),
         sessions=max(r.sessions for r in records),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log=log,

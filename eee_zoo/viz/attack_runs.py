@@ -94,8 +94,11 @@ def autoattack_run(
     progress: ProgressOutput = False,
 ) -> AttackRun:
     """AutoAttack ``name`` (a key of :data:`AUTOATTACK_RUNS`) through :func:`eee_zoo.evaluate`; ``overrides`` cut
-    its settings (recorded); ``batch_size`` is AutoAttack's (part of the configuration: 500 as the zoo's results)."""
+    its settings (recorded; EOT cuts apply to the stochastic run only, standard-det runs none); ``batch_size`` is
+    AutoAttack's (part of the configuration: 500 as the zoo's results)."""
     version, stochastic = AUTOATTACK_RUNS[name]
+    if not stochastic:  # EOT on the deterministic mode averages copies of one gradient: its cost, none of its use
+        overrides = {k: v for k, v in (overrides or {}).items() if not k.endswith(".eot_iter")}
     with stochastic_mode(model, stochastic):
         result = evaluate(
             model, n_examples, dataset, threat_model, version=version, eps=eps, seed=seed, batch_size=batch_size,
