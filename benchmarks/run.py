@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from eee_zoo.adaptive import AdaptiveResult
-from eee_zoo.commands import default_state_dir, nonnegative_int, positive_int
+from eee_zoo.commands import add_layout_argument, default_state_dir, nonnegative_int, positive_int
 from eee_zoo.evaluation import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE,
@@ -75,6 +75,7 @@ def run_one(
     write_card: bool = False,
     deterministic: bool = False,
     allow_stochastic_standard: bool = False,
+    channels_last: bool = False,
     progress: bool = True,
 ) -> tuple[EvaluationResult, Path | None]:
     """Load checkpoint ``name``, evaluate it, save the results file (rank 0); optionally update its card.
@@ -94,6 +95,7 @@ def run_one(
         device=device or "cpu",
         cards_dir=cards_dir,
         stochastic=False if deterministic else None,
+        channels_last=channels_last,
     )
     result = evaluate(
         model,
@@ -192,6 +194,7 @@ def add_evaluation_arguments(
         f"default: one run, or chunks of {DEFAULT_CHUNK_SIZE} under torchrun)",
     )  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    add_layout_argument(parser)
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -240,6 +243,7 @@ def evaluation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "write_card": args.write_card,
         "deterministic": args.deterministic,
         "allow_stochastic_standard": args.allow_stochastic_standard,
+        "channels_last": args.channels_last,
         "progress": not args.no_progress,
     }
 

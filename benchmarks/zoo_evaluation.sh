@@ -157,5 +157,7 @@ python -m benchmarks.adaptive "${models[@]}" --n-examples 500 --seed 0 --write-c
 # each piece resumable and committed as it finishes (benchmarks/state/README.md says which are done). Started in
 # session 29 (2026-12-04) for the FGSM twin from a worktree at 4ce17f8 (log cpu_n500_ResNet18_GPU_CrossMax_FGSM.log);
 # a later session continues with the same command:
-#   bash benchmarks/cpu_n500.sh ResNet18_GPU_CrossMax_FGSM >> benchmarks/cpu_n500_ResNet18_GPU_CrossMax_FGSM.log 2>&1
+# (the FGSM twin's rand and worst case, begun after its standard-det finished in session 31, in the channels_last
+# layout: each evaluation in the layout it was begun in)
+#   bash benchmarks/cpu_n500.sh ResNet18_GPU_CrossMax_FGSM --channels-last >> benchmarks/cpu_n500_ResNet18_GPU_CrossMax_FGSM.log 2>&1
 #   bash benchmarks/cpu_n500.sh ResNet18_GPU_CrossMax >> benchmarks/cpu_n500_ResNet18_GPU_CrossMax.log 2>&1

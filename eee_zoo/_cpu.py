@@ -1,7 +1,8 @@
 """What a CPU result's floats depend on besides the code and the seed: the processor, the instruction set torch's
-kernels dispatch to (ATen's, oneDNN's, MKL's) and the thread count. Each changes how sums are split and ordered, so
-the same run on another CPU, or with another thread count, differs in the last bits, and a 100-step attack amplifies
-that into other images broken (see the README's "Same seed, same result" and ``benchmarks/reproducibility/``)."""
+kernels dispatch to (ATen's, oneDNN's, MKL's), the thread count and the model's memory layout (``channels_last``
+convolutions sum in another order). Each changes how sums are split and ordered, so the same run on another CPU,
+with another thread count or layout, differs in the last bits, and a 100-step attack amplifies that into other
+images broken (see the README's "Same seed, same result" and ``benchmarks/reproducibility/``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["arithmetic_text", "cpu_arithmetic", "cpu_name"]
+__all__ = ["arithmetic_text", "cpu_arithmetic", "cpu_name", "layout_record", "session_record"]
 
 
 def cpu_name() -> str:
@@ -33,6 +34,22 @@ def cpu_arithmetic() -> dict[str, str]:
     }
 
 
+def layout_record(model: torch.nn.Module) -> dict[str, str]:
+    """``{"layout": "channels_last"}`` for a model whose convolutions are stored NHWC
+    (``model.to(memory_format=torch.channels_last)``), else ``{}``: PyTorch's default layout, unrecorded, so that
+    records from before the option read as they did."""
+    for p in model.parameters():
+        if p.dim() == 4 and p.shape[2] * p.shape[3] > 1:  # the first spatial kernel (a 1x1 one is both layouts)
+            nhwc = p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            return {"layout": "channels_last"} if nhwc else {}
+    return {}
+
+
+def session_record(device: torch.device, model: torch.nn.Module) -> dict[str, str]:
+    """Where and how one session attacked: :func:`device_record`, :func:`cpu_arithmetic`, :func:`layout_record`."""
+    return {**device_record(device), **cpu_arithmetic(), **layout_record(model)}
+
+
 def session_text(arithmetic: dict[str, str]) -> str:
     """Where one session of a run attacked, from its record (``{"device", "gpu"?, "cpu", ...}``):
     ``"cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"``."""
@@ -51,5 +68,7 @@ def device_text(arithmetic: dict[str, str]) -> str:
 
 
 def arithmetic_text(arithmetic: dict[str, str]) -> str:
-    """:func:`cpu_arithmetic`'s record as one phrase: ``"Intel(R) Xeon(R) Processor, AVX512, 2 thread(s)"``."""
-    return f"{arithmetic['cpu']}, {arithmetic['cpu_capability']}, {arithmetic['threads']} thread(s)"
+    """:func:`cpu_arithmetic`'s record as one phrase: ``"Intel(R) Xeon(R) Processor, AVX512, 2 thread(s)"``, with
+    ``", channels_last"`` where the model was stored so."""
+    layout = f", {arithmetic['layout']}" if arithmetic.get("layout") else ""
+    return f"{arithmetic['cpu']}, {arithmetic['cpu_capability']}, {arithmetic['threads']} thread(s){layout}"

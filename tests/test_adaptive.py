@@ -26,7 +26,7 @@ from conftest import FAST_STANDARD, adaptive_counts
 from tiny_model import TINY_CONFIG, train_tiny_model
 
 from benchmarks.perf.judging_rows import EveryRow
-from eee_zoo.adaptive import PRESETS, Attack, adaptive_evaluate, describe_preset
+from eee_zoo.adaptive import PRESETS, AdaptiveResult, Attack, adaptive_evaluate, describe_preset
 from eee_zoo.adaptive.autoattack_proposals import autoattack_examples
 from eee_zoo.adaptive.evaluate import derive_seed
 from eee_zoo.adaptive.result import per_draw_interval
@@ -451,6 +451,37 @@ def test_a_longer_run_reuses_the_batches_of_a_shorter_one(model: SelfEnsemble, d
     files[0].write_text(json.dumps({**record, "images_sha256": "0" * 64}))
     with pytest.raises(ValueError, match="another batch of images"):
         adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+
+
+def test_batches_record_where_they_were_attacked_and_judged(model: SelfEnsemble, data, tmp_path: Path) -> None:
+    """Each stored batch names the machine and layout its attacks and judgement ran on (their floats decide which
+    images break); the result lists them, and says how many batches were stored before batches recorded it."""
+    kw = {"inputs": data, "eps": EPS, "attacks": FAST[:1], "autoattack": (), "progress": False, "state_dir": tmp_path}
+    draws = {**DRAWS, "batch_size": 4, "final_draws": 0}
+    nchw = adaptive_evaluate(model, 8, **kw, **draws)
+    files = sorted(tmp_path.glob("*/batch*.json"))
+    records = [json.loads(f.read_text())["batch"] for f in files]
+    (judged,) = records[0]["judged"].values()
+    assert records[0]["arithmetic"] == judged["arithmetic"] and records[0]["arithmetic"]["device"] == "cpu"
+    assert "layout" not in records[0]["arithmetic"]  # PyTorch's default layout: unrecorded, as before the option
+    assert len(nchw.attacked_on) == 1 and nchw.attacked_on[0].startswith("cpu: ")
+
+    # the second batch attacked again with the convolutions stored NHWC: two entries, and the summary names both
+    files[1].unlink()
+    model.to(memory_format=torch.channels_last)
+    mixed = adaptive_evaluate(model, 8, **kw, **draws)
+    assert json.loads(files[1].read_text())["batch"]["arithmetic"]["layout"] == "channels_last"
+    assert mixed.attacked_on[0] == nchw.attacked_on[0] and mixed.attacked_on[1].endswith(" thread(s), channels_last")
+    assert "attacked on " + "; ".join(mixed.attacked_on) in mixed.summary()
+
+    # a batch stored before the records: counted, not guessed
+    for f in files:
+        stored = json.loads(f.read_text())
+        stored["batch"].pop("arithmetic")
+        f.write_text(json.dumps(stored))
+    older = adaptive_evaluate(model, 8, **kw, **draws)
+    assert older.attacked_on[-1] == "not recorded for 2 of 2 batches (stored before 2026-12-05)"
+    assert AdaptiveResult.from_dict(older.to_dict()).attacked_on == older.attacked_on
 
 
 def test_a_variant_with_the_same_weights_never_resumes_its_parents_batches(model, data, tmp_path: Path) -> None:

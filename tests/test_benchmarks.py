@@ -213,6 +213,26 @@ def test_benchmarks_run_in_chunks_resumes_chunk_by_chunk(checkout: Path, capsys:
     assert mixed["attacked_on"][0] == "cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"
 
 
+def test_channels_last_runs_are_recorded_as_such(checkout: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--channels-last`` stores the convolutions NHWC (the same model up to float rounding); the run's state and
+    results file name the layout with the machine, since which images break depends on it."""
+    from eee_zoo.loading import load_model
+
+    model = load_model("Tiny", cards_dir=checkout / "model_cards", channels_last=True)
+    convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not any(p.is_contiguous() for p in convs)
+    assert run_main([*_argv(checkout, "--deterministic", "--seed", "7", "--channels-last"), "--no-leaderboard"]) == 0
+    capsys.readouterr()
+    (path,) = (checkout / "benchmarks" / "results" / "cifar10" / "Linf" / "Tiny").glob("standard_det_*_seed7_*.json")
+    (entry,) = load_result(path)["attacked_on"]
+    assert entry.startswith("cpu: ") and entry.endswith(" thread(s), channels_last")
+    (state_file,) = [
+        p for p in (checkout / "state").glob("*.eee.json") if json.loads(p.read_text())["identity"]["seed"] == 7
+    ]
+    assert [a.get("layout") for a in json.loads(state_file.read_text())["arithmetic"]] == ["channels_last"]
+
+
 def test_a_card_number_without_a_backing_results_file_fails(
     checkout: Path, real_result: EvaluationResult, tmp_path: Path
 ) -> None:

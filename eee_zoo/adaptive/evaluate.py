@@ -24,6 +24,7 @@ import safetensors.torch
 import torch
 import torch.nn as nn
 
+from .._cpu import session_record, session_text
 from .._io import atomic_write_bytes, atomic_write_json
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
@@ -184,6 +185,7 @@ def adaptive_evaluate(
         a.n_iter * a.runs_per_image(model.num_predictors) for a in attacks
     )
     total = len(starts) * work  # APGD/PGD iterations (AutoAttack's FAB and Square are not counted)
+    session = session_record(device, model)  # kept with what this call attacks and judges: its floats depend on it
     with RUN_LOCK, preserve_model_seeds(model), Progress("adaptive", total, output=progress, unit="it") as bar:
         was_stochastic = bool(model.stochastic)
         try:
@@ -205,6 +207,7 @@ def adaptive_evaluate(
                         draws=draws, cascade=cascade, overrides=overrides, bar=bar, batch_no=b + 1, where=where,
                         given={v: t[start : start + len(yb)] for v, t in run_examples.items()} or None,
                     )  # fmt: skip
+                    record["arithmetic"] = session
                     state.save(start, images, record, _examples(worst))
                 else:
                     logger.info("%s: attacks resumed from %s", where, state.root)
@@ -215,7 +218,7 @@ def adaptive_evaluate(
                     if worst is None:
                         stored = _stored_columns(record, columns[2:], state.examples(start), device)
                         worst = WorstCase.from_columns(model, xb, yb, stored, **draws)
-                    record["judged"][judge_key] = _judge(worst, bar, where)
+                    record["judged"][judge_key] = {**_judge(worst, bar, where), "arithmetic": session}
                     state.save_record(start, images, record)
                 batches.append(_batch_columns(record, judge_key))
                 if worst is not None:
@@ -232,6 +235,11 @@ def adaptive_evaluate(
     }
     seconds = {c: sum(bt["columns"][c]["seconds"] for bt in batches) for c in columns}
     proposals = {c: max(bt["columns"][c]["proposals"] for bt in batches) for c in columns}
+    sessions = [a for bt in batches for a in bt["arithmetic"] if a is not None]
+    attacked_on = list(dict.fromkeys(session_text(a) for a in sessions))
+    unrecorded = sum(bt["arithmetic"][0] is None for bt in batches)
+    if unrecorded:  # batches stored before their records named where they ran
+        attacked_on.append(f"not recorded for {unrecorded} of {len(batches)} batches (stored before 2026-12-05)")
 
     def column(c: str) -> Column:
         m = merged[c]
@@ -249,6 +257,7 @@ def adaptive_evaluate(
         clean=column("clean"), robust=column("robust"), per_attack=[column(c) for c in columns[2:]],
         chosen=sum((bt["chosen"] for bt in batches), []), data=data,
         x_adv=torch.cat(kept) if all(k is not None for k in kept) else None, versions=versions(), device=str(device),
+        attacked_on=attacked_on,
         wall_time_s=round(time.perf_counter() - wall_start, 1), stochastic=random,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )  # fmt: skip
@@ -432,7 +441,9 @@ def _batch_columns(record: dict[str, Any], judge_key: str) -> dict[str, Any]:
     for c, col in record["columns"].items():
         cols[c] = {"selection": col["selection"], "fresh": judged["fresh"][c], "seconds": col["seconds"],
                    "proposals": col["proposals"]}  # fmt: skip
-    return {"columns": cols, "chosen": judged["chosen"]}
+    # where its attacks and this judgement ran (None: stored before batches recorded it)
+    sessions = [record.get("arithmetic"), judged.get("arithmetic")]
+    return {"columns": cols, "chosen": judged["chosen"], "arithmetic": sessions}
 
 
 class _Meter:

@@ -207,6 +207,9 @@ class AdaptiveResult:
     autoattack_source: str = "batch"
     # with source "run": the chunk size those runs were made in (None: one unchunked run)
     autoattack_chunk_size: int | None = None
+    # where the batches were attacked and judged, one entry per distinct machine (device: processor, instruction
+    # set, threads, layout), in batch order; [] in files from before 2026-12-05
+    attacked_on: list[str] = dataclasses.field(default_factory=list)
     # per image, the kept proposal of the headline (the clean image where that is the worst); not in to_dict()
     x_adv: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -217,6 +220,8 @@ class AdaptiveResult:
             d.pop("autoattack_source")
         if d["autoattack_chunk_size"] is None:  # likewise for runs that were not chunked
             d.pop("autoattack_chunk_size")
+        if not d["attacked_on"]:  # and for results without the record
+            d.pop("attacked_on")
         d.update(format_version=RESULT_FORMAT, suite="adaptive", kind="adaptive")
         return d
 
@@ -299,4 +304,6 @@ class AdaptiveResult:
                 f"after each attack; compare with rand's own figure): {percent_text(share)} "
                 f"[{interval_percent_text(interval)}]"
             )
+        if len(self.attacked_on) > 1:  # one figure, several machines (or layouts): their floats differ
+            lines.append("  attacked on " + "; ".join(self.attacked_on))
         return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._cpu import layout_record
 from .._precision import strict_fp32
 from .._progress import Progress, ProgressOutput
 from ..datasets import NUM_CLASSES, parse_dataset
@@ -191,7 +192,8 @@ def certify(
         answered_sigma=[None if r["scale"] is None else sigmas[r["scale"]] for r in records],
         outcome=[r["outcome"] for r in records], scales=[r["scales"] for r in records],
         certified=[CertifiedAccuracy.count(r, correct, radius, dim) for r in radii],
-        largest_radius=CertifyResult.largest(sigmas, n, alpha, num_classes), data=data, versions=versions(),
+        largest_radius=CertifyResult.largest(sigmas, n, alpha, num_classes), data=data,
+        versions={**versions(), **layout_record(model)},  # the layout too, where channels_last
         device=str(device), wall_time_s=round(time.perf_counter() - wall_start, 1),
         compute_s=round(sum(float(r["seconds"]) for r in records), 1),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

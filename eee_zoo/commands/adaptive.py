@@ -142,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
     from ..loading import load_model
 
     kwargs = attack_kwargs(args)  # usage errors first
-    model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
+    model = load_model(
+        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
+        channels_last=args.channels_last,
+    )  # fmt: skip
     result = adaptive_evaluate(model, args.n_examples, args.dataset, args.threat_model, **kwargs)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0

@@ -133,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
     from ..loading import load_model
 
     kwargs = certify_kwargs(args)  # usage errors before any model or data is loaded
-    model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
+    model = load_model(
+        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
+        channels_last=args.channels_last,
+    )  # fmt: skip
     result = certify(model, args.n_examples, args.dataset, **kwargs)
     if result is None:
         from ..certify.api import SHARD_PENDING

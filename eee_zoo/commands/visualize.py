@@ -180,7 +180,10 @@ def run(args: argparse.Namespace) -> int:
 
     what = list(FIGURES) if "all" in args.what else list(dict.fromkeys(args.what))
     settings = figure_settings(args)
-    model = load_model(args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device)
+    model = load_model(
+        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
+        channels_last=args.channels_last,
+    )  # fmt: skip
     baseline = None
     if args.baseline:
         baseline = load_model(

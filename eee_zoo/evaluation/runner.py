@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._cpu import cpu_arithmetic, device_record, session_text
+from .._cpu import session_record, session_text
 from .._progress import ProgressOutput
 from .autoattack import build_autoattack
 from .autoattack_checks import CheckRecorder, add_warning, captured_python_warnings, classify
@@ -97,7 +97,7 @@ def run_resumable(
     observer = _Observer(spec, state, x, resume_from)
     state.data["sessions"] += 1
     # where each session attacked: its floats, and so which images break, depend on it (benchmarks/reproducibility)
-    state.data.setdefault("arithmetic", []).append({**device_record(spec.device), **cpu_arithmetic()})
+    state.data.setdefault("arithmetic", []).append(session_record(spec.device, spec.model))
     state.save()
 
     if hasattr(spec.model, "manual_seed"):
