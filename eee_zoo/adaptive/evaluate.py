@@ -239,7 +239,7 @@ def adaptive_evaluate(
     attacked_on = list(dict.fromkeys(session_text(a) for a in sessions))
     unrecorded = sum(bt["arithmetic"][0] is None for bt in batches)
     if unrecorded:  # batches stored before their records named where they ran
-        attacked_on.append(f"not recorded for {unrecorded} of {len(batches)} batches (stored before 2026-12-05)")
+        attacked_on.append(f"not recorded for {unrecorded} of {len(batches)} batches (stored before the record)")
 
     def column(c: str) -> Column:
         m = merged[c]

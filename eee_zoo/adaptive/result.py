@@ -208,7 +208,7 @@ class AdaptiveResult:
     # with source "run": the chunk size those runs were made in (None: one unchunked run)
     autoattack_chunk_size: int | None = None
     # where the batches were attacked and judged, one entry per distinct machine (device: processor, instruction
-    # set, threads, layout), in batch order; [] in files from before 2026-12-05
+    # set, threads, layout), in batch order; [] in files from before the record (2026-12-04)
     attacked_on: list[str] = dataclasses.field(default_factory=list)
     # per image, the kept proposal of the headline (the clean image where that is the worst); not in to_dict()
     x_adv: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
