@@ -54,8 +54,8 @@ def load_model(
         seed: reseed the model's generator (same seed, same stochastic logits).
         cache_dir: the Hugging Face cache (default: ``$HF_HUB_CACHE`` or huggingface_hub's default).
         channels_last: store the convolutions NHWC (``model.to(memory_format=torch.channels_last)``): attack steps
-            1.2-1.4x faster on a CPU (``benchmarks/perf/attack_layout.py``), the same model up to float rounding,
-            so an attack may break other images than in the default layout (evaluations record the layout).
+            1.21-1.33x faster on 2 CPU cores (``benchmarks/perf/attack_layout.py``), the same model up to float
+            rounding, so an attack may break other images than in the default layout (evaluations record it).
 
     Returns:
         The :class:`~eee_zoo.models.SelfEnsemble` in eval mode, with the card data in ``model.eee_info``.
