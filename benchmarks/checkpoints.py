@@ -67,7 +67,7 @@ def score_checkpoints(
     for name, dataset, threat_model in selected_checkpoints(args):
         model = load_model(
             name, dataset, threat_model, model_dir=args.model_dir, device=args.device, cards_dir=args.cards_dir,
-            channels_last=getattr(args, "channels_last", False),
+            channels_last=args.channels_last,
         )  # fmt: skip
         result = score(model, dataset, threat_model)
         if result is None:  # a shard whose siblings have not all finished (certify --shard)

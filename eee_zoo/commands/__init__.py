@@ -11,12 +11,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models import SelfEnsemble
 
 __all__ = [
     "STATE_ENV",
     "default_state_dir",
     "add_layout_argument",
     "add_run_arguments",
+    "load_run_model",
     "CHECKOUT_ROOT", "COMMANDS_DIR", "add_checkout_to_path", "add_card_arguments", "dataset_arg",
     "nonnegative_int", "positive_int", "require_source_checkout", "threat_model_arg",
 ]  # fmt: skip
@@ -139,3 +144,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, unit: str, cache: str,
         f"~/.cache/eee_zoo/{cache})",
     )
     parser.add_argument("--fresh", action="store_true", help=fresh)
+
+
+def load_run_model(args: argparse.Namespace) -> SelfEnsemble:
+    """The checkpoint ``args.name`` as a resumable run's command attacks it: its card options
+    (:func:`add_card_arguments`), and the device and layout of :func:`add_run_arguments`."""
+    from ..loading import load_model
+
+    return load_model(
+        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
+        channels_last=args.channels_last,
+    )  # fmt: skip

@@ -11,7 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, add_run_arguments, default_state_dir, nonnegative_int, positive_int
+from . import (
+    add_card_arguments,
+    add_run_arguments,
+    default_state_dir,
+    load_run_model,
+    nonnegative_int,
+    positive_int,
+)
 
 HELP = "Worst case over adaptive attacks (surrogates, EOT, single predictors, AutoAttack's examples), many draws."
 
@@ -139,13 +146,9 @@ def attack_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..adaptive import adaptive_evaluate
-    from ..loading import load_model
 
     kwargs = attack_kwargs(args)  # usage errors first
-    model = load_model(
-        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
-        channels_last=args.channels_last,
-    )  # fmt: skip
+    model = load_run_model(args)
     result = adaptive_evaluate(model, args.n_examples, args.dataset, args.threat_model, **kwargs)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0

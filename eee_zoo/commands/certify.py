@@ -12,7 +12,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import add_card_arguments, add_run_arguments, default_state_dir, nonnegative_int, positive_int
+from . import (
+    add_card_arguments,
+    add_run_arguments,
+    default_state_dir,
+    load_run_model,
+    nonnegative_int,
+    positive_int,
+)
 
 HELP = "Certified L2 accuracy by randomized smoothing (Cohen et al. 2019; several --sigma: multi-scale cascade)."
 
@@ -130,13 +137,9 @@ def shard_spec(text: str) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..certify import certify
-    from ..loading import load_model
 
     kwargs = certify_kwargs(args)  # usage errors before any model or data is loaded
-    model = load_model(
-        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
-        channels_last=args.channels_last,
-    )  # fmt: skip
+    model = load_run_model(args)
     result = certify(model, args.n_examples, args.dataset, **kwargs)
     if result is None:
         from ..certify.api import SHARD_PENDING

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import CHECKOUT_ROOT, add_card_arguments, nonnegative_int, positive_int
+from . import CHECKOUT_ROOT, add_card_arguments, load_run_model, nonnegative_int, positive_int
 
 HELP = (
     "Draw a checkpoint's figures: successful attacks, class maximisation, per-layer robustness, robust accuracy "
@@ -180,10 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     what = list(FIGURES) if "all" in args.what else list(dict.fromkeys(args.what))
     settings = figure_settings(args)
-    model = load_model(
-        args.name, args.dataset, args.threat_model, cards_dir=args.cards_dir, device=args.device,
-        channels_last=args.channels_last,
-    )  # fmt: skip
+    model = load_run_model(args)
     baseline = None
     if args.baseline:
         baseline = load_model(
