@@ -453,6 +453,28 @@ def test_a_longer_run_reuses_the_batches_of_a_shorter_one(model: SelfEnsemble, d
         adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
 
 
+def test_a_resumed_run_writes_its_headline_examples_without_the_large_examples_file(
+    model: SelfEnsemble, data, tmp_path: Path
+) -> None:
+    """The per-attack examples files stay local (not committed); each judged batch's small kept file carries the
+    headline's examples, so a run resumed in another checkout has the same ``x_adv``, and a kept file of other
+    images is refused."""
+    kw = {"inputs": data, "eps": EPS, "attacks": FAST, "autoattack": (), "progress": False, "state_dir": tmp_path}
+    whole = adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+    kept = sorted(tmp_path.glob("*/batch*.kept.safetensors"))
+    assert [p.name.split(".")[0] for p in kept] == ["batch000000", "batch000004"]
+    for path in tmp_path.glob("*/batch*.examples.safetensors"):
+        path.unlink()
+    resumed = adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+    assert whole.x_adv is not None and torch.equal(resumed.x_adv, whole.x_adv)
+    assert resumed.robust.fresh_hits == whole.robust.fresh_hits and resumed.chosen == whole.chosen
+    kept[0].unlink()  # neither file: the run still reports its counts, without examples
+    assert adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4}).x_adv is None
+    kept[1].rename(kept[0])  # the second batch's examples under the first batch's name
+    with pytest.raises(ValueError, match="other images"):
+        adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
+
+
 def test_batches_record_where_they_were_attacked_and_judged(model: SelfEnsemble, data, tmp_path: Path) -> None:
     """Each stored batch names the machine and layout its attacks and judgement ran on (their floats decide which
     images break); the result lists them, and says how many batches were stored before batches recorded it."""

@@ -221,10 +221,13 @@ def adaptive_evaluate(
                     record["judged"][judge_key] = {**_judge(worst, bar, where), "arithmetic": session}
                     state.save_record(start, images, record)
                 batches.append(_batch_columns(record, judge_key))
-                if worst is not None:
-                    kept.append(worst.overall.x.cpu())
-                else:
-                    kept.append(_kept_examples(record, judge_key, xb, state, start))
+                kept.append(
+                    worst.overall.x.cpu()
+                    if worst is not None
+                    else _kept_examples(record, judge_key, xb, state, start, images)
+                )
+                if kept[-1] is not None:
+                    state.save_kept(start, images, judge_key, xb, kept[-1])
                 bar.update(done=(b + 1) * total // len(starts))
             bar.update(done=total)
         finally:
@@ -395,13 +398,14 @@ def _judge(worst: WorstCase, bar: Progress, where: str) -> dict[str, Any]:
 
 
 def _kept_examples(
-    record: dict[str, Any], judge_key: str, x: torch.Tensor, state: _BatchStore, start: int
+    record: dict[str, Any], judge_key: str, x: torch.Tensor, state: _BatchStore, start: int, images: str
 ) -> torch.Tensor | None:
-    """A stored batch's headline examples, from each image's chosen proposal (None: its examples are not stored)."""
+    """A stored batch's headline examples: from each image's chosen proposal where every attack's kept proposals
+    are stored, else from the headline's own kept file (None: neither is stored)."""
     try:
         examples = state.examples(start)
     except FileNotFoundError:
-        return None
+        return state.kept(start, images, judge_key, x)
     kept = x.detach().cpu().clone()
     for i, source in enumerate(record["judged"][judge_key]["chosen"]):
         if source != CLEAN:
@@ -491,11 +495,16 @@ def state_folder(config: dict[str, Any]) -> str:
 class _BatchStore:
     """Finished batches on disk, keyed by the attack stage's configuration; every file is written atomically.
 
-    Per batch: ``batchNNNNNN.examples.safetensors`` (each attack's kept proposals) and ``batchNNNNNN.json`` (their
+    Per batch: ``batchNNNNNN.examples.safetensors`` (each attack's kept proposals), ``batchNNNNNN.json`` (their
     selection counts and sources, the sha256 of the images, and the judgements made of them, one per
-    ``final<F>_fresh<R>``). The key leaves out ``n_examples`` (batch ``k`` holds images ``k*B .. (k+1)*B - 1`` with
-    its own seeds whatever n is, so the first 100 images of a 500-image run are a 100-image run) and the final and
-    fresh draws (judging again with more draws reuses the attacks). A file whose images differ is refused.
+    ``final<F>_fresh<R>``) and, per judgement, ``batchNNNNNN.<judgement>.kept.safetensors`` (the headline's examples
+    only: the images whose kept proposal is not the clean image, in float32, ~0.6 MB for 50 CIFAR images). The
+    examples file is large and stays local; the kept file is small enough to travel with the JSON, so a run resumed
+    in another checkout still writes its headline's examples.
+
+    The key leaves out ``n_examples`` (batch ``k`` holds images ``k*B .. (k+1)*B - 1`` with its own seeds whatever n
+    is, so the first 100 images of a 500-image run are a 100-image run) and the final and fresh draws (judging again
+    with more draws reuses the attacks). A file whose images differ is refused.
     """
 
     def __init__(self, state_dir: str | Path | None, config: dict[str, Any], *, fresh: bool = False) -> None:
@@ -532,6 +541,29 @@ class _BatchStore:
         tensors = {k: v.detach().cpu().contiguous() for k, v in examples.items()}
         atomic_write_bytes(self._path(start, ".examples.safetensors"), safetensors.torch.save(tensors))
         self.save_record(start, images, record)
+
+    def kept(self, start: int, images: str, judge_key: str, x: torch.Tensor) -> torch.Tensor | None:
+        """The headline's examples of a judged batch of clean images ``x`` (None: not stored)."""
+        path = None if self.root is None else self._path(start, f".{judge_key}.kept.safetensors")
+        if path is None or not path.is_file():
+            return None
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("images_sha256") != images:
+                raise ValueError(f"{path} holds the examples of other images than images {start}-...; remove it")
+            indices, x_adv = f.get_tensor("indices"), f.get_tensor("x_adv")
+        kept = x.detach().to("cpu", torch.float32).clone()
+        kept[indices] = x_adv
+        return kept
+
+    def save_kept(self, start: int, images: str, judge_key: str, x: torch.Tensor, kept: torch.Tensor) -> None:
+        """Store a judged batch's headline examples (rewritten each time: a batch attacked again replaces them)."""
+        if self.root is None:
+            return
+        path = self._path(start, f".{judge_key}.kept.safetensors")
+        x, kept = x.detach().to("cpu", torch.float32), kept.detach().to("cpu", torch.float32)
+        indices = torch.nonzero((kept != x).flatten(1).any(dim=1)).flatten().to(torch.int64)
+        tensors = {"indices": indices.contiguous(), "x_adv": kept[indices].contiguous()}
+        atomic_write_bytes(path, safetensors.torch.save(tensors, metadata={"images_sha256": images}))
 
     def save_record(self, start: int, images: str, record: dict[str, Any]) -> None:
         if self.root is not None:

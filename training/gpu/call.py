@@ -235,8 +235,9 @@ class Call:
 
 def _state_written(repo: Path, cmd: list[str], since: float) -> list[str]:
     """Files a step wrote under its ``--state-dir`` (relative to ``repo``), so that an evaluation the lease did not
-    finish goes back resumable: AutoAttack's chunk states, the worst case's finished batches. The batches' kept
-    examples stay behind (13 MB a batch; a batch resumes without them, as their committed counts do)."""
+    finish goes back resumable: AutoAttack's chunk states, the worst case's finished batches with their headline's
+    examples (``*.kept.safetensors``). Each attack's examples stay behind (13 MB a batch; a batch resumes without
+    them, as their committed counts do)."""
     if "--state-dir" not in cmd:
         return []
     root = repo / cmd[cmd.index("--state-dir") + 1]

@@ -3,7 +3,8 @@
 # committed weights, examples and figures are far more. `slim` untracks them in the index only (the files stay, and
 # a block at the end of .gitignore ignores them until `restore`: .git/info/exclude cannot, as .gitignore's own
 # `!` lines outrank it), so a call carries just the checkpoints it evaluates (their shards named in `carry`).
-# Chunked AutoAttack runs' states (`*.chunks/`) stay tracked: a call resumes them.
+# Chunked AutoAttack runs' states (`*.chunks/`) and the worst case's headline examples (`*.kept.safetensors`) stay
+# tracked: a call resumes them.
 #   bash training/gpu/travel.sh slim      # before the device calls (commit first)
 #   bash training/gpu/travel.sh size      # MiB that travel without the carried paths
 #   bash training/gpu/travel.sh restore   # after them: the index back to HEAD, the exclusions removed
@@ -19,7 +20,7 @@ case "${1:-}" in
 slim)
     git diff --quiet HEAD -- || { echo "travel.sh: commit first (restore resets the index to HEAD)" >&2; exit 1; }
     grep -qxF "$begin" "$exclude" 2>/dev/null && { echo "travel.sh: already slim" >&2; exit 1; }
-    git ls-files -z -- '*.safetensors' '*.png' benchmarks/figures | grep -zv '\.chunks/' | xargs -0 git rm -q --cached --
+    git ls-files -z -- '*.safetensors' '*.png' benchmarks/figures | grep -zv -e '\.chunks/' -e '\.kept\.safetensors$' | xargs -0 git rm -q --cached --
     printf '%s\n' "$begin" '*.safetensors' '*.png' '/benchmarks/figures/' "$end" >> "$exclude"
     size
     ;;
