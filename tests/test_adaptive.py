@@ -465,8 +465,10 @@ def test_a_resumed_run_writes_its_headline_examples_without_the_large_examples_f
     assert [p.name.split(".")[0] for p in kept] == ["batch000000", "batch000004"]
     for path in tmp_path.glob("*/batch*.examples.safetensors"):
         path.unlink()
+    stamps = [p.stat().st_mtime_ns for p in kept]
     resumed = adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4})
     assert whole.x_adv is not None and torch.equal(resumed.x_adv, whole.x_adv)
+    assert [p.stat().st_mtime_ns for p in kept] == stamps  # read, not written again
     assert resumed.robust.fresh_hits == whole.robust.fresh_hits and resumed.chosen == whole.chosen
     kept[0].unlink()  # neither file: the run still reports its counts, without examples
     assert adaptive_evaluate(model, 8, **kw, **{**DRAWS, "batch_size": 4}).x_adv is None

@@ -226,8 +226,8 @@ def adaptive_evaluate(
                     if worst is not None
                     else _kept_examples(record, judge_key, xb, state, start, images)
                 )
-                if kept[-1] is not None:
-                    state.save_kept(start, images, judge_key, xb, kept[-1])
+                if kept[-1] is not None:  # attacked or judged now: replace; rebuilt from stored examples: if missing
+                    state.save_kept(start, images, judge_key, xb, kept[-1], replace=worst is not None)
                 bar.update(done=(b + 1) * total // len(starts))
             bar.update(done=total)
         finally:
@@ -544,8 +544,7 @@ class _BatchStore:
 
     def kept(self, start: int, images: str, judge_key: str, x: torch.Tensor) -> torch.Tensor | None:
         """The headline's examples of a judged batch of clean images ``x`` (None: not stored)."""
-        path = None if self.root is None else self._path(start, f".{judge_key}.kept.safetensors")
-        if path is None or not path.is_file():
+        if self.root is None or not (path := self._path(start, f".{judge_key}.kept.safetensors")).is_file():
             return None
         with safetensors.safe_open(str(path), framework="pt") as f:
             if (f.metadata() or {}).get("images_sha256") != images:
@@ -555,11 +554,16 @@ class _BatchStore:
         kept[indices] = x_adv
         return kept
 
-    def save_kept(self, start: int, images: str, judge_key: str, x: torch.Tensor, kept: torch.Tensor) -> None:
-        """Store a judged batch's headline examples (rewritten each time: a batch attacked again replaces them)."""
+    def save_kept(
+        self, start: int, images: str, judge_key: str, x: torch.Tensor, kept: torch.Tensor, *, replace: bool
+    ) -> None:
+        """Store a judged batch's headline examples; an existing file is kept unless ``replace`` (the batch was
+        attacked or judged again), so a resumed run does not rewrite, nor a GPU call bring back, unchanged files."""
         if self.root is None:
             return
         path = self._path(start, f".{judge_key}.kept.safetensors")
+        if path.is_file() and not replace:
+            return
         x, kept = x.detach().to("cpu", torch.float32), kept.detach().to("cpu", torch.float32)
         indices = torch.nonzero((kept != x).flatten(1).any(dim=1)).flatten().to(torch.int64)
         tensors = {"indices": indices.contiguous(), "x_adv": kept[indices].contiguous()}
