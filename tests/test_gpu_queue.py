@@ -17,18 +17,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from training.gpu.call import load_queue  # noqa: E402
+from training.gpu.call import finished_results, load_queue  # noqa: E402
 from training.gpu.collect import collect, update_queue  # noqa: E402
 from training.gpu.data_parts import install, split_packs  # noqa: E402
 
+# where the toy adaptive evaluation writes its results (benchmarks.adaptive names the settings that differ)
+ADAPTIVE_RESULTS = (
+    "benchmarks/results/{dataset}/{threat_model}/{name}/adaptive/"
+    "quick_eps8-255_n4_seed0_selectiondraws2_freshdraws2_aa-none_{sha12}.json"
+)
 TOY_QUEUE = """
 evaluations:
   - name: rand
     command: benchmarks.run
     args: [--version, rand, --n-examples, 4, --seed, 0, --chunk-size, 2, --state-dir, benchmarks/state/autoattack]
+    results: benchmarks/results/{dataset}/{threat_model}/{name}/rand_sto_eps8-255_n4_seed0_{sha12}_chunk2.json
   - name: adaptive
     command: benchmarks.adaptive
     args: [--n-examples, 4, --seed, 0, --preset, quick, --autoattack, --selection-draws, 2, --fresh-draws, 2]
+    results: ADAPTIVE_RESULTS
 entries:
   - {recipe: training/recipes/tiny.yaml, state: queued}
 jobs:
@@ -40,7 +47,7 @@ jobs:
     command: visualize
     checkpoint: Tiny_Airbench_CrossMax
     args: [--what, class-max, --starts, "1", --steps, "2", --seed, "0"]
-"""
+""".replace("ADAPTIVE_RESULTS", ADAPTIVE_RESULTS)
 
 
 def test_data_parts_split_install_assemble(shared_data_dir: Path, tmp_path: Path) -> None:
@@ -158,6 +165,31 @@ def test_collect_extracts_and_advances_the_queue(toy_call: dict, tmp_path: Path)
     assert not any(n.endswith(".safetensors") and n.startswith("model_cards/") for n in _names(tmp_path / "out"))
 
 
+def test_an_evaluation_finished_elsewhere_counts_by_its_results_file(toy_call: dict, tmp_path: Path) -> None:
+    """An evaluation run outside a lease (on the CPU) leaves only its results file: the queue counts it finished,
+    a call does not run it again; without the file the entry stays ``trained``."""
+    repo = _repo_copy(tmp_path / "repo")
+    collect(toy_call["out"], repo)  # the weights, results files and the lease's status.json
+    for status in (repo / "training" / "gpu" / "logs").glob("*/status.json"):
+        status.unlink()  # no lease finished anything: only the results files say so
+    queue_file = Path("training/gpu/toy_queue.yaml")
+    assert update_queue(repo, queue_file) == {"training/recipes/tiny.yaml": "evaluated"}
+    queue = repo / queue_file
+    queue.write_text(queue.read_text().split("jobs:")[0].replace("state: evaluated", "state: trained"))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "data").symlink_to(toy_call["work"] / "data")
+    proc = _call(repo, tmp_path / "work", tmp_path / "out", budget=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for step in ("rand-Tiny_Airbench_CrossMax", "adaptive-Tiny_Airbench_CrossMax"):
+        assert f"{step}: finished already (benchmarks/results/cifar10/Linf/Tiny_Airbench_CrossMax/" in proc.stdout
+    assert " exit " not in proc.stdout, proc.stdout  # nothing was run
+    adaptive = load_queue(queue_file, repo).evaluations[1]
+    found = finished_results(adaptive, load_queue(queue_file, repo).recipes()[0][1], repo)
+    assert found is not None and found.parent.name == "adaptive"
+    found.unlink()
+    assert update_queue(repo, queue_file) == {"training/recipes/tiny.yaml": "trained"}
+
+
 def test_a_trained_entry_waits_for_its_weights(toy_call: dict, tmp_path: Path) -> None:
     """A trained entry is evaluated in the call that carries its shards; without them it waits, running nothing."""
     repo = _repo_copy(tmp_path / "repo")  # no weights: _repo_copy leaves *.safetensors out
@@ -215,6 +247,10 @@ def test_the_committed_queue_is_valid() -> None:
     for entry, recipe in recipes:
         card = REPO_ROOT / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
         assert (entry["state"] != "queued") == card.is_file(), entry  # trained entries have their card here
+    # every evaluation names the file it writes: ResNet18_GPU_CrossMax's all ran (GPU and CPU) and are found
+    clean = recipes[0][1]
+    assert all(finished_results(ev, clean, REPO_ROOT) for ev in queue.evaluations)
+    assert recipes[0][0]["state"] == "evaluated"
 
 
 def test_the_queue_s_adaptive_runs_can_reuse_its_autoattack_runs() -> None:

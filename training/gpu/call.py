@@ -15,7 +15,7 @@ resumable, so the next call, while the machine is warm, continues it):
    and publishes its exported folder into ``model_cards/``;
 5. runs the queue's evaluations (``python -m benchmarks.run`` / ``python -m benchmarks.adaptive`` with
    ``--device cuda --write-card``): the first, the headline figure, right after each entry's training; the
-   others then, each over every trained entry;
+   others then, each over every trained entry; one whose ``results`` file is committed (run elsewhere) is skipped;
 6. writes everything produced (run records, cards, weights it trained, results files, what the evaluations wrote
    under their ``--state-dir`` so that an unfinished one resumes elsewhere, logs; no training checkpoints, no
    weights that came with the tree) as ``$OUT/bundle.tgz.NN`` parts of at most 15 MiB, for
@@ -50,8 +50,9 @@ BUNDLE_RESERVE_S = 25.0  # kept back from the budget for bundling
 MIN_STEP_S = 20.0  # a step is not started with less time than this left
 # a job's command: a benchmarks module run on the checkpoint, or `visualize` (eee-zoo visualize, its figures)
 JOB_COMMANDS = ("benchmarks.run", "benchmarks.adaptive", "benchmarks.certify", "visualize")
+RESULTS_FIELDS = ("dataset", "threat_model", "name", "sha12")  # what an evaluation's `results` path may name
 
-__all__ = ["Queue", "load_queue", "main"]
+__all__ = ["Queue", "finished_results", "load_queue", "main"]
 
 
 # ------------------------------------------------------------------------------------------------ queue
@@ -75,6 +76,12 @@ class Queue:
                 raise ValueError(
                     f"{path}: evaluations[{i}] needs a name and command benchmarks.run|benchmarks.adaptive"
                 )
+            try:
+                str(ev.get("results", "")).format(**dict.fromkeys(RESULTS_FIELDS, "x"))
+            except (KeyError, IndexError, ValueError):
+                raise ValueError(
+                    f"{path}: evaluations[{i}].results may use only {', '.join('{' + f + '}' for f in RESULTS_FIELDS)}"
+                ) from None
         for i, job in enumerate(self.jobs):
             if job.get("command") not in JOB_COMMANDS or not job.get("name") or not job.get("checkpoint"):
                 raise ValueError(f"{path}: jobs[{i}] needs a name, a checkpoint and a command {'|'.join(JOB_COMMANDS)}")
@@ -91,6 +98,22 @@ def committed_steps(repo: Path) -> set[str]:
     for status in sorted((repo / "training" / "gpu" / "logs").glob("*/status.json")):
         done |= {k for k, v in json.loads(status.read_text())["steps"].items() if v == "done"}
     return done
+
+
+def finished_results(evaluation: dict[str, Any], recipe: Any, repo: Path) -> Path | None:
+    """The results file that ``evaluation`` wrote for ``recipe``'s published checkpoint, if ``repo`` holds it.
+
+    An evaluation's ``results`` names its file (``{dataset}``, ``{threat_model}``, ``{name}`` and ``{sha12}``, the
+    first 12 hex digits of the card's weights sha256, as the benchmarks name them), so one finished outside a lease
+    (on the CPU, ``benchmarks/cpu_n500.sh``) counts as done and is not run again."""
+    card = repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
+    if not evaluation.get("results") or not card.is_file():
+        return None
+    from eee_zoo.cards import load_card
+
+    fields = {"dataset": recipe.dataset, "threat_model": recipe.threat_model, "name": recipe.name}
+    path = repo / evaluation["results"].format(**fields, sha12=load_card(card).sha256[:12])
+    return path if path.is_file() else None
 
 
 def applies(evaluation: dict[str, Any], recipe: Any) -> bool:
@@ -339,6 +362,10 @@ def run_call(args: argparse.Namespace) -> int:
     def evaluate(evaluation: dict[str, Any], recipe: Any) -> bool:
         if recipe.dataset not in tested or not applies(evaluation, recipe):
             return False
+        finished = finished_results(evaluation, recipe, call.repo)
+        if finished is not None:  # e.g. on the CPU: its results file is committed, so it is not run again
+            call.log(f"{evaluation['name']}-{recipe.name}: finished already ({finished.relative_to(call.repo)})")
+            return True
         card = call.repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name
         if not any(card.glob("*.safetensors")):  # a trained entry's weights travel in the call that evaluates it
             if recipe.name not in waiting:

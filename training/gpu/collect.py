@@ -6,7 +6,8 @@ The parts are joined and the archive is checked (relative paths under the folder
 else) before anything is extracted; run records, cards, sharded weights, results files and logs land where
 they belong, and ``training/gpu/queue.yaml`` is updated from every ``training/gpu/logs/*/status.json``:
 an entry is ``trained`` once its card and run record are here, ``evaluated`` once every evaluation of the
-queue has finished for it. Then rebuild the leaderboard: ``python -m benchmarks.leaderboard``.
+queue has finished for it (a step a lease finished, or the evaluation's ``results`` file, wherever it was
+made). Then rebuild the leaderboard: ``python -m benchmarks.leaderboard``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import yaml
 
 from eee_zoo._io import atomic_write_text
 
-from .call import QUEUE_FILE, REPO, applies, committed_steps, load_queue
+from .call import QUEUE_FILE, REPO, applies, committed_steps, finished_results, load_queue
 
 __all__ = ["ALLOWED_PREFIXES", "collect", "update_queue"]
 
@@ -73,7 +74,9 @@ def update_queue(repo: Path = REPO, queue_file: Path = QUEUE_FILE) -> dict[str, 
         card = repo / "model_cards" / recipe.dataset / recipe.threat_model / recipe.name / "README.md"
         trained = card.is_file() and (repo / "training" / "runs" / recipe.name / "results.json").is_file()
         wanted = [ev for ev in queue.evaluations if applies(ev, recipe)]
-        evaluated = trained and all(f"{ev['name']}-{recipe.name}" in done for ev in wanted)
+        evaluated = trained and all(
+            f"{ev['name']}-{recipe.name}" in done or finished_results(ev, recipe, repo) for ev in wanted
+        )
         entry["state"] = "evaluated" if evaluated else "trained" if trained else "queued"
         states[entry["recipe"]] = entry["state"]
     # Rewrite only the state values, keeping the file's comments and layout.
