@@ -28,7 +28,7 @@ from eee_zoo.adaptive import AUTOATTACK_PROPOSALS, DEFAULT_BATCH_SIZE, DEFAULT_D
 from eee_zoo.commands.adaptive import add_attack_arguments, attack_kwargs
 
 from .checkpoints import add_checkpoint_arguments, score_checkpoints
-from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag
+from .results import RESULTS_DIR, ResultsError, adaptive_card_results, eps_tag, examples_path, reproduces_stored
 from .run import parse_eps, save_examples
 
 __all__ = ["adaptive_path", "iter_adaptive", "judging", "main", "save_adaptive"]
@@ -108,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **kwargs)
 
     def save(result: AdaptiveResult) -> list[Path]:
+        path = adaptive_path(result.to_dict(), args.results_dir)
+        if reproduces_stored(result.to_dict(), path, with_examples=result.x_adv is not None):  # stored batches
+            print(f"{path}: reproduced; the stored file and its examples are kept (their machine, date and time)")
+            return [path, examples_path(path)] if result.x_adv is not None else [path]
         path = save_adaptive(result, args.results_dir)
         # each image's kept proposal beside its counts, to look at or to attack from
         return [path, save_examples(result, path, args.data_dir)] if result.x_adv is not None else [path]

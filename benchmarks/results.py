@@ -16,7 +16,8 @@ The name carries the model, checkpoint hash, dataset, threat model, AutoAttack v
 n and seed; everything else that shapes the result (batch size, chunking, the images' hash) is checked
 against an existing file before it is replaced. So the same configuration always lands in the same file and
 a different configuration never overwrites one; a rerun of the same configuration that does not reproduce
-the stored numbers is refused rather than silently replacing them.
+the stored numbers is refused rather than silently replacing them, and one that reproduces the stored file in
+everything but its provenance (:func:`reproduces_stored`: it assembled finished states) leaves it as it is.
 
 Model cards take their numbers from these files only (``eee-zoo benchmark --write-card``, via
 :func:`card_results`), and :func:`check_cards` verifies that every number a card states is backed by one.
@@ -47,9 +48,9 @@ from eee_zoo.evaluation import SUITE, EvaluationResult
 
 __all__ = [
     "ADAPTIVE_FORMAT", "REPO_ROOT", "RESULTS_DIR", "ResultsError", "adaptive_card_results", "adaptive_figures",
-    "card_results", "check_card", "check_cards", "eps_tag", "examples_path", "interval_percent",
+    "PROVENANCE_FIELDS", "card_results", "check_card", "check_cards", "eps_tag", "examples_path", "interval_percent",
     "is_worst_case", "iter_adaptive_results", "iter_results", "load_result", "percent_floor", "result_filename",
-    "result_path", "result_suite", "results_file_reference", "save_result", "user_results_dir",
+    "reproduces_stored", "result_path", "result_suite", "results_file_reference", "save_result", "user_results_dir",
     "worst_case_configuration",
 ]  # fmt: skip
 
@@ -203,6 +204,25 @@ def is_worst_case(data: dict[str, Any]) -> bool:
 def examples_path(results_path: str | os.PathLike) -> Path:
     """Where a results file's adversarial examples lie: ``<results stem>.adv.safetensors`` beside it."""
     return Path(results_path).with_suffix(".adv.safetensors")
+
+
+# What a rerun measures anew about a result it reproduces: when and on which machine the file was assembled, and how
+# long that call took (seconds, when it only assembled finished chunks or batches).
+PROVENANCE_FIELDS = ("created", "versions", "wall_time_s")
+
+
+def reproduces_stored(data: dict[str, Any], path: str | os.PathLike, *, with_examples: bool) -> bool:
+    """Whether ``path`` already holds ``data`` (a results-file dict) in every field but :data:`PROVENANCE_FIELDS`,
+    with its examples beside it where ``with_examples``: a rerun that assembled finished states. Callers then keep
+    the stored files, whose machine, date and attack time are those of the run that made them."""
+    path = Path(path)
+    if not path.is_file() or (with_examples and not examples_path(path).is_file()):
+        return False
+
+    def kept(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k not in PROVENANCE_FIELDS}
+
+    return kept(json.loads(path.read_text())) == kept(json.loads(json.dumps(data)))  # tuples as stored
 
 
 def iter_results(

@@ -35,7 +35,15 @@ from eee_zoo.evaluation import (
 )
 
 from .checkpoints import selected_checkpoints
-from .results import RESULTS_DIR, card_results, examples_path, results_file_reference, save_result
+from .results import (
+    RESULTS_DIR,
+    card_results,
+    examples_path,
+    reproduces_stored,
+    result_path,
+    results_file_reference,
+    save_result,
+)
 
 __all__ = [
     "add_evaluation_arguments", "build_parser", "evaluation_kwargs", "main", "parse_eps",
@@ -116,8 +124,12 @@ def run_one(
     )
     if not is_main_process():
         return result, None
-    path = save_result(result, results_dir)
-    save_examples(result, path, data_dir)
+    path = result_path(result, results_dir)
+    if reproduces_stored(result.to_dict(), path, with_examples=True):  # finished chunks assembled again
+        print(f"{path}: reproduced; the stored file and its examples are kept (their machine, date and attack time)")
+    else:
+        path = save_result(result, results_dir)
+        save_examples(result, path, data_dir)
     if write_card:
         from eee_zoo.cards import set_results
 

@@ -21,6 +21,7 @@ from benchmarks.results import (
     card_results,
     check_card,
     check_cards,
+    examples_path,
     iter_results,
     load_result,
     result_path,
@@ -211,6 +212,22 @@ def test_benchmarks_run_in_chunks_resumes_chunk_by_chunk(checkout: Path, capsys:
     assert mixed["wall_time_s"] < 60 and f"attacks took {mixed['compute_s']:.0f} s in all" in out
     assert mixed["device"] == "cuda:0 (NVIDIA H200) + cpu" and mixed["outcomes"] == data["outcomes"]
     assert mixed["attacked_on"][0] == "cuda:0 (NVIDIA H200): Intel(R) Xeon(R) Processor, AVX512, 16 thread(s)"
+
+    # Run again with every chunk finished: it reproduces the stored file, which is kept with its examples and log
+    # (its machine and date are the run's that made it, not this call's, which only assembled the chunks).
+    stored = json.loads(path.read_text())
+    stored["versions"] = {**stored["versions"], "cpu": "the machine that made it"}
+    path.write_text(json.dumps(stored))
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (path, path.with_suffix(".log"), examples_path(path))}
+    assert run_main(argv) == 0
+    assert "reproduced; the stored file and its examples are kept" in capsys.readouterr().out
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == files
+    # A stored file that differs in more than its provenance (here: where it was attacked) is written anew.
+    path.write_text(json.dumps({**stored, "attacked_on": []}))
+    assert run_main(argv) == 0
+    assert load_result(path)["attacked_on"] == mixed["attacked_on"] and load_result(path)["versions"]["cpu"] != (
+        "the machine that made it"
+    )
 
 
 def test_channels_last_runs_are_recorded_as_such(checkout: Path, capsys: pytest.CaptureFixture) -> None:

@@ -186,6 +186,14 @@ def test_an_evaluation_finished_elsewhere_counts_by_its_results_file(toy_call: d
     adaptive = load_queue(queue_file, repo).evaluations[1]
     found = finished_results(adaptive, load_queue(queue_file, repo).recipes()[0][1], repo)
     assert found is not None and found.parent.name == "adaptive"
+    # Run by hand again from the batches stored on the machine: the stored files are kept as they are.
+    kept = {p: p.stat().st_mtime_ns for p in found.parent.glob(found.stem + ".*")}
+    cmd = [sys.executable, "-m", "benchmarks.adaptive", "Tiny_Airbench_CrossMax", *map(str, adaptive["args"])]
+    cmd += ["--data-dir", str(toy_call["work"] / "data"), "--state-dir", str(toy_call["work"] / "state")]
+    cmd += ["--no-leaderboard"]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "reproduced; the stored file and its examples are kept" in proc.stdout, proc
+    assert len(kept) == 3 and {p: p.stat().st_mtime_ns for p in kept} == kept  # .json, .log, .adv.safetensors
     found.unlink()
     assert update_queue(repo, queue_file) == {"training/recipes/tiny.yaml": "trained"}
 
