@@ -108,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return adaptive_evaluate(model, args.n_examples, dataset, threat_model, eps=args.eps, **kwargs)
 
     def save(result: AdaptiveResult) -> list[Path]:
-        path = adaptive_path(result.to_dict(), args.results_dir)
-        if reproduces_stored(result.to_dict(), path, with_examples=result.x_adv is not None):  # stored batches
+        data = result.to_dict()
+        path = adaptive_path(data, args.results_dir)
+        if reproduces_stored(data, path, with_examples=result.x_adv is not None):  # stored batches
             print(f"{path}: reproduced; the stored file and its examples are kept (their machine, date and time)")
             return [path, examples_path(path)] if result.x_adv is not None else [path]
         path = save_adaptive(result, args.results_dir)
